@@ -1,0 +1,87 @@
+"""The `workbench` command line: JSON output, run management, one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from workbench.results import Result
+from workbench.store import RunStore
+
+
+def run_cli(*args: str, store=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if store is not None:
+        env["WORKBENCH_STORE"] = str(store)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_models_json_lists_the_zoo_with_dimensions_and_card_metrics():
+    proc = run_cli("models", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) == {"minilm", "tiny-ioi", "tiny-induction"}
+    assert (rows["minilm"]["n_layers"], rows["minilm"]["n_heads"]) == (6, 12)
+    assert rows["tiny-ioi"]["metrics"]["ioi_accuracy"] >= 0.98
+
+
+def test_models_name_json_describes_a_loaded_model():
+    proc = run_cli("models", "tiny-ioi", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["is_causal"] and info["n_layers"] == 2 and info["source"] == "zoo"
+
+
+@dataclass(frozen=True)
+class _Scores(Result):
+    values: tuple[float, ...]
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"i": range(len(self.values)), "value": self.values})
+
+    def plot(self, kind=None, **kwargs) -> go.Figure:
+        return go.Figure(go.Bar(y=list(self.values)))
+
+
+def test_runs_list_show_delete_round_trip(tmp_path):
+    run_id = RunStore(tmp_path).save(
+        _Scores((1.0, 2.5)), kind="scores", model="tiny-ioi", config={"seed": 0}
+    )
+    listed = json.loads(run_cli("runs", "list", "--json", store=tmp_path).stdout)
+    assert [r["run_id"] for r in listed] == [run_id]
+    shown = run_cli("runs", "show", run_id, "--json", store=tmp_path)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["config"] == {"seed": 0}
+    assert run_cli("runs", "delete", run_id, store=tmp_path).returncode == 0
+    assert json.loads(run_cli("runs", "list", "--json", store=tmp_path).stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("models", "no-such-model"), "cannot fetch hub model 'no-such-model'"),
+        (("models", "./missing/folder"), "no checkpoint folder"),
+        (("runs", "show", "20260101-000000-deadbeef"), "20260101-000000-deadbeef"),
+        (("runs", "delete", "../../etc"), "run"),
+        (("frobnicate",), "invalid choice"),
+        (("app", "--port", "0"), "--port"),
+        (("app", "--port", "eighty"), "--port"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
+    proc = run_cli(*args, store=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr

@@ -1,0 +1,125 @@
+"""`load_model`: one entry point for zoo names, local checkpoint folders and hub ids.
+
+Resolution order: a bundled zoo name, then an existing local folder, then a hub id. Hub ids
+only work where the network reaches the hub; offline (or with `HF_HUB_OFFLINE=1`) they fail
+fast with one `ValueError` naming the id instead of a chain of retries.
+
+Safety: remote code from a checkpoint is never run unless `trust_remote_code=True` is passed
+explicitly, and weights are read from safetensors by transformers' own loader.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from workbench.model import Model
+from workbench.zoo import ZOO
+
+_ENCODER_ARCHITECTURES = ("Bert", "Roberta", "Electra", "DistilBert", "MPNet", "XLMRoberta")
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    *,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+) -> Model:
+    """Load a model as a `Model` on TransformerLens 4's `TransformerBridge`.
+
+    Args:
+        name_or_path: a zoo name (`minilm`, `tiny-ioi`, `tiny-induction`), a local
+            HuggingFace checkpoint folder, or a hub id such as `gpt2`.
+        device: torch device ("cpu", "cuda", ...); default: CPU.
+        trust_remote_code: allow a checkpoint's own Python code to run (off by default).
+
+    Raises:
+        ValueError: unknown name, a folder that is not a checkpoint, or a hub id that cannot be
+            fetched (offline).
+
+    Example:
+        >>> model = load_model("tiny-ioi")
+        >>> model.n_layers, model.n_heads
+        (2, 4)
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise ValueError("model: expected a zoo name, a checkpoint folder or a hub id")
+    name = str(name_or_path)
+    if name in ZOO:
+        entry = ZOO[name]
+        if not entry.is_available():
+            raise ValueError(
+                f"model: zoo model {name!r} has no checkpoint at {entry.path()}; "
+                f"train it with `python -m workbench.zoo.train {name}`"
+            )
+        bridge = _boot(str(entry.path()), device=device, trust_remote_code=False)
+        return Model(
+            bridge, name, "zoo", entry.is_causal, card=entry.card(), path=str(entry.path())
+        )
+
+    path = Path(name).expanduser()
+    if path.exists() or name.startswith((".", "/", "~")):
+        return _load_local(path, name, device=device, trust_remote_code=trust_remote_code)
+    return _load_hub(name, device=device, trust_remote_code=trust_remote_code)
+
+
+def _load_local(path: Path, name: str, *, device: str | None, trust_remote_code: bool) -> Model:
+    if not path.is_dir():
+        raise ValueError(f"model: no checkpoint folder at {name!r}")
+    if not (path / "config.json").exists():
+        raise ValueError(f"model: {name!r} is not a HuggingFace checkpoint (no config.json)")
+    bridge = _boot(str(path), device=device, trust_remote_code=trust_remote_code)
+    return Model(bridge, name, "local", _is_causal(bridge), path=str(path.resolve()))
+
+
+def _load_hub(name: str, *, device: str | None, trust_remote_code: bool) -> Model:
+    if name.count("/") > 1 or any(c.isspace() for c in name):
+        raise ValueError(f"model: {name!r} is neither a zoo name, a local folder nor a hub id")
+    reason = _hub_unreachable_reason()
+    if reason:
+        raise ValueError(
+            f"model: cannot fetch hub model {name!r}: {reason}. "
+            f"Zoo models: {', '.join(ZOO)}; or pass a local checkpoint folder."
+        )
+    try:
+        bridge = _boot(name, device=device, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"model: cannot fetch hub model {name!r}: {first_line}") from err
+    return Model(bridge, name, "hub", _is_causal(bridge))
+
+
+def _hub_unreachable_reason() -> str | None:
+    """Why the hub cannot be reached, or None. Checked before transformers' slow retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "offline mode (HF_HUB_OFFLINE is set)"
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        return f"the hub host {host} cannot be resolved (no network)"
+    return None
+
+
+def _boot(path_or_id: str, *, device: str | None, trust_remote_code: bool) -> Any:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if device is not None:
+        kwargs["device"] = device
+    started = time.perf_counter()
+    bridge = TransformerBridge.boot_transformers(path_or_id, **kwargs)
+    bridge.eval()
+    bridge.load_seconds = time.perf_counter() - started
+    return bridge
+
+
+def _is_causal(bridge: Any) -> bool:
+    arch = type(bridge.original_model).__name__
+    if any(arch.startswith(prefix) for prefix in _ENCODER_ARCHITECTURES):
+        return False
+    return not bool(getattr(bridge.original_model.config, "is_encoder_decoder", False))

@@ -1,0 +1,89 @@
+"""The IOI task for any decoder: tokenised clean/ABC-corrupted pairs and the logit-difference
+metric.
+
+Works with the zoo's word-level tokenizer and with GPT-2's BPE tokenizer alike: only names
+that are one token (with their leading space, " Mary") are used, which keeps clean and
+corrupted prompts aligned token for token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from workbench.tasks.base import Task
+from workbench.tasks.ioi_prompts import NAMES, generate_ioi_prompts
+
+if TYPE_CHECKING:
+    from workbench.model import Model
+
+
+def single_token_id(tokenizer, word: str) -> int | None:
+    """The token id of " word" when it is exactly one token, else None."""
+    ids = tokenizer.encode(" " + word, add_special_tokens=False)
+    return ids[0] if len(ids) == 1 else None
+
+
+def single_token_names(tokenizer, names=NAMES) -> list[str]:
+    """The names that the tokenizer encodes as one token."""
+    return [n for n in names if single_token_id(tokenizer, n) is not None]
+
+
+@dataclass(frozen=True, eq=False)
+class IOITask(Task):
+    """IOI prompts; metric = logit(IO) - logit(S) at each prompt's last position."""
+
+    answer_pos: torch.Tensor  # [batch] index of each prompt's last real token
+    io_token: torch.Tensor  # [batch]
+    s_token: torch.Tensor  # [batch]
+    order: tuple[str, ...]  # "ABBA" / "BABA" per prompt
+
+    def final_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """`[batch, d_vocab]` logits at each prompt's answer position."""
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        return logits[rows, self.answer_pos.to(logits.device)]  # [batch, d_vocab]
+
+    def metric(self, output: torch.Tensor) -> torch.Tensor:
+        final = self.final_logits(output)  # [batch, d_vocab]
+        rows = torch.arange(final.shape[0], device=final.device)
+        return (
+            final[rows, self.io_token.to(final.device)] - final[rows, self.s_token.to(final.device)]
+        )
+
+    def accuracy(self, logits: torch.Tensor) -> float:
+        """Share of prompts where IO's logit beats S's."""
+        return (self.metric(logits) > 0).float().mean().item()
+
+
+def make_ioi_task(model: Model, *, n: int = 64, seed: int = 0) -> IOITask:
+    """`n` IOI pairs for `model`'s tokenizer. Raises `ValueError` for encoders or a tokenizer
+    with fewer than 3 single-token names."""
+    if not model.is_causal:
+        raise ValueError(f"task: ioi needs a decoder; {model.name} is an encoder")
+    names = single_token_names(model.tokenizer)
+    if len(names) < 3:
+        raise ValueError(f"task: {model.name}'s tokenizer has fewer than 3 single-token names")
+    prompts = generate_ioi_prompts(n, seed=seed, names=names)
+    clean = model.to_tokens([p.text for p in prompts])  # [batch, pos]
+    corrupted = model.to_tokens([p.corrupted_text for p in prompts])  # [batch, pos]
+    lengths = torch.tensor([model.to_tokens(p.text).shape[1] for p in prompts])  # [batch]
+    for p in prompts:
+        if model.to_tokens(p.corrupted_text).shape[1] != model.to_tokens(p.text).shape[1]:
+            raise ValueError(f"task: clean and corrupted prompts tokenise differently: {p.text!r}")
+    tok = model.tokenizer
+    return IOITask(
+        name="ioi",
+        model_name=model.name,
+        clean_tokens=clean.cpu(),
+        corrupted_tokens=corrupted.cpu(),
+        clean_text=tuple(p.text for p in prompts),
+        corrupted_text=tuple(p.corrupted_text for p in prompts),
+        readout=None,
+        metric_name="logit_diff",
+        answer_pos=(lengths - 1).cpu(),
+        io_token=torch.tensor([single_token_id(tok, p.io) for p in prompts]),
+        s_token=torch.tensor([single_token_id(tok, p.s) for p in prompts]),
+        order=tuple(p.order for p in prompts),
+    )
