@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
@@ -174,8 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """No download/loading progress bars from HuggingFace libraries on the command line."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `workbench` console script."""
+    _quiet_libraries()
     try:
         args = build_parser().parse_args(argv)
         if getattr(args, "port", 1) is not None and not 0 < getattr(args, "port", 1) < 65536:
