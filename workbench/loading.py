@@ -49,6 +49,7 @@ def load_model(
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
         raise ValueError("model: expected a zoo name, a checkpoint folder or a hub id")
     name = str(name_or_path)
+    _check_device(device)
     if name in ZOO:
         entry = ZOO[name]
         if not entry.is_available():
@@ -103,6 +104,20 @@ def _hub_unreachable_reason() -> str | None:
     except OSError:
         return f"the hub host {host} cannot be resolved (no network)"
     return None
+
+
+def _check_device(device: str | None) -> None:
+    """Refuse a device this machine does not have, before any loading work."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device: {device!r} is not a torch device") from err
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {device!r} requested but no CUDA device is available")
 
 
 def _boot(path_or_id: str, *, device: str | None, trust_remote_code: bool) -> Any:

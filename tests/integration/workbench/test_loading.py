@@ -46,6 +46,13 @@ def test_bad_names_give_value_errors_naming_the_input(name, message):
         load_model(name)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize(("device", "message"), [("cuda", "no CUDA device"), ("gpu7", "not a torch device")])
+def test_unavailable_device_is_rejected(device, message):
+    with pytest.raises(ValueError, match=message):
+        load_model("tiny-ioi", device=device)
+
+
 def test_folder_without_config_is_rejected(tmp_path):
     (tmp_path / "weights.bin").write_bytes(b"")
     with pytest.raises(ValueError, match="not a HuggingFace checkpoint"):
