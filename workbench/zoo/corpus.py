@@ -51,13 +51,26 @@ def text_windows(
 
 
 def repeated_sequences(
-    *, batch: int, length: int, vocab: int, n_special: int, bos: int, gen: torch.Generator
+    *,
+    batch: int,
+    length: int,
+    vocab: int,
+    n_special: int,
+    bos: int,
+    gen: torch.Generator,
+    period: tuple[int, int] = (4, 64),
+    source: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`[batch, length]` BOS + a random sequence (length 4-64) repeated until `length`."""
+    """`[batch, length]` rows of BOS + a chunk (length drawn from `period`) repeated until
+    `length`. Chunks are uniform random tokens, or windows of the `source` token stream."""
     rows = []
     for _ in range(batch):
-        period = int(torch.randint(4, 65, (1,), generator=gen))
-        seq = torch.randint(n_special, vocab, (period,), generator=gen)
-        reps = (length - 1) // period + 1
-        rows.append(torch.cat([torch.tensor([bos]), seq.repeat(reps)[: length - 1]]))
+        size = int(torch.randint(period[0], period[1] + 1, (1,), generator=gen))
+        if source is None:
+            chunk = torch.randint(n_special, vocab, (size,), generator=gen)
+        else:
+            start = int(torch.randint(0, len(source) - size, (1,), generator=gen))
+            chunk = source[start : start + size]
+        reps = (length - 1) // size + 1
+        rows.append(torch.cat([torch.tensor([bos]), chunk.repeat(reps)[: length - 1]]))
     return torch.stack(rows)  # [batch, length]

@@ -48,6 +48,11 @@ class Recipe:
     weight_decay: float = 0.01
     snapshots: tuple[int, ...] = ()
     answer_weight: float = 0.0  # extra loss weight on each sequence's last token (the answer)
+    vocab_size: int = 0  # BPE vocabulary (0: word-level tokenizer)
+    seq_len: int = 128  # training context for text / repeated sequences
+    repeat_share: float = 0.5  # share of each batch that is repeated sequences
+    repeat_source: str = "random"  # repeated chunks of "random" tokens or of real "text"
+    period: tuple[int, int] = (4, 64)  # min/max length of the repeated chunk
 
 
 RECIPES = {
@@ -73,6 +78,7 @@ RECIPES = {
         batch=16,
         lr=2e-3,
         snapshots=(200, 600, 1500, 3000),
+        vocab_size=4096,
     ),
 }
 
@@ -97,19 +103,25 @@ def _induction_batches(recipe: Recipe, tokenizer) -> Callable[[int], torch.Tenso
     train_texts, _ = corpus_lib.stdlib_texts()
     stream = corpus_lib.token_stream(tokenizer, train_texts)
     gen = torch.Generator().manual_seed(recipe.seed + 1000)
-    bos, half, length = tokenizer.bos_token_id, recipe.batch // 2, 128
+    bos, length = tokenizer.bos_token_id, recipe.seq_len
+    n_repeated = round(recipe.batch * recipe.repeat_share)
+    source = stream if recipe.repeat_source == "text" else None
 
     def batch(step: int) -> torch.Tensor:
-        text = corpus_lib.text_windows(stream, batch=half, length=length, bos=bos, gen=gen)
+        text = corpus_lib.text_windows(
+            stream, batch=recipe.batch - n_repeated, length=length, bos=bos, gen=gen
+        )
         rep = corpus_lib.repeated_sequences(
-            batch=recipe.batch - half,
+            batch=n_repeated,
             length=length,
             vocab=len(tokenizer),
             n_special=3,
             bos=bos,
             gen=gen,
+            period=recipe.period,
+            source=source,
         )
-        return torch.cat([text, rep])  # [batch, 128]
+        return torch.cat([text, rep])  # [batch, seq_len]
 
     return batch
 
@@ -129,18 +141,31 @@ def _loss(model, tokens: torch.Tensor, pad: int, *, answer_weight: float) -> tor
     return loss
 
 
-def build_tokenizer(name: str):
-    if name == "tiny-ioi":
+def build_tokenizer(recipe: Recipe):
+    if not recipe.vocab_size:
         return word_level_tokenizer(ioi_vocabulary())
     train_texts, _ = corpus_lib.stdlib_texts()
-    return bpe_tokenizer(train_texts, vocab_size=4096)
+    return bpe_tokenizer(train_texts, vocab_size=recipe.vocab_size)
 
 
-def train(name: str, *, out_dir: Path | None = None, steps: int | None = None) -> dict:
-    """Train recipe `name`, write the checkpoint folder and its card; return the card."""
+def train(
+    name: str,
+    *,
+    out_dir: Path | None = None,
+    steps: int | None = None,
+    overrides: dict | None = None,
+) -> dict:
+    """Train recipe `name` (fields optionally overridden), write the checkpoint folder and its
+    card; return the card."""
     if name not in RECIPES:
         raise ValueError(f"model: no training recipe for {name!r}; choose from {list(RECIPES)}")
     recipe = RECIPES[name]
+    if overrides:
+        fields = asdict(recipe)
+        unknown = set(overrides) - set(fields)
+        if unknown:
+            raise ValueError(f"--set: unknown recipe field(s) {sorted(unknown)}")
+        recipe = Recipe(**{**fields, **overrides})
     if steps is not None:
         recipe = Recipe(
             **{
@@ -151,7 +176,7 @@ def train(name: str, *, out_dir: Path | None = None, steps: int | None = None) -
         )
     out_dir = Path(out_dir or CHECKPOINT_DIR / name)
     torch.manual_seed(recipe.seed)
-    tokenizer = build_tokenizer(name)
+    tokenizer = build_tokenizer(recipe)
     config = GPT2Config(
         vocab_size=len(tokenizer),
         n_positions=recipe.n_positions,
@@ -247,8 +272,20 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=None, help="checkpoint folder (default: the zoo)"
     )
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's steps")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="FIELD=JSON",
+        help="override recipe fields, e.g. --set lr=1e-3 period=[8,30]",
+    )
     args = parser.parse_args(argv)
-    card = train(args.name, out_dir=args.out, steps=args.steps)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        parsed = json.loads(value)
+        overrides[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    card = train(args.name, out_dir=args.out, steps=args.steps, overrides=overrides)
     print(json.dumps(card["metrics"], indent=2))
     return 0
 

@@ -47,7 +47,9 @@ def test_bad_names_give_value_errors_naming_the_input(name, message):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-@pytest.mark.parametrize(("device", "message"), [("cuda", "no CUDA device"), ("gpu7", "not a torch device")])
+@pytest.mark.parametrize(
+    ("device", "message"), [("cuda", "no CUDA device"), ("gpu7", "not a torch device")]
+)
 def test_unavailable_device_is_rejected(device, message):
     with pytest.raises(ValueError, match=message):
         load_model("tiny-ioi", device=device)
