@@ -204,7 +204,8 @@ class Model:
             attention_mask=self.attention_mask(tokens),
             **kwargs,
         )
-        return out, {k: cache[k] for k in cache}
+        keys = names_filter if isinstance(names_filter, list) else list(cache.keys())
+        return out, {k: cache[k] for k in keys}  # only what was asked (no alias duplicates)
 
     def hidden_states(self, input: str | list[str] | torch.Tensor) -> torch.Tensor:
         """Final residual stream `[batch, pos, d_model]` (for encoders: BertModel's output)."""

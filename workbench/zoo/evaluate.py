@@ -37,28 +37,35 @@ def ioi_metrics(model: Model, *, n: int = IOI_EVAL_PROMPTS, seed: int = IOI_EVAL
     }
 
 
+def induction_test_length(model: Model) -> int:
+    """Length of the random sequence in the repeated-tokens test: 50 (the usual choice), or
+    less when `BOS + 2 copies` would not fit the model's context."""
+    return min(50, (model.n_ctx - 1) // 2)
+
+
 @torch.no_grad()
 def induction_metrics(model: Model) -> dict:
     """Best induction head and the loss drop on the repeated half of random sequences."""
     from workbench.tasks.induction import induction_scores, repeated_half_losses
 
-    scores = induction_scores(model, n=16, seq_len=50, seed=IOI_EVAL_SEED)  # [layer, head]
+    seq_len = induction_test_length(model)
+    scores = induction_scores(model, n=16, seq_len=seq_len, seed=IOI_EVAL_SEED)  # [layer, head]
     best = int(scores.argmax())
     layer, head = divmod(best, model.n_heads)
     metrics = {
+        "induction_test_seq_len": seq_len,
         "induction_score_best": round(scores.max().item(), 4),
         "induction_head_best": f"L{layer}H{head}",
         "induction_scores": [[round(x, 4) for x in row] for row in scores.tolist()],
     }
-    metrics.update(
-        {k: round(v, 4) for k, v in repeated_half_losses(model, seed=IOI_EVAL_SEED).items()}
-    )
+    halves = repeated_half_losses(model, seq_len=seq_len, seed=IOI_EVAL_SEED)
+    metrics.update({k: round(v, 4) for k, v in halves.items()})
     metrics["heldout_text_loss"] = round(heldout_text_loss(model), 4)
     return metrics
 
 
 @torch.no_grad()
-def heldout_text_loss(model: Model, *, windows: int = 32, length: int = 128) -> float:
+def heldout_text_loss(model: Model, *, windows: int = 32, length: int = 64) -> float:
     """Mean next-token loss on windows of the held-out stdlib files."""
     from workbench.zoo import corpus
 

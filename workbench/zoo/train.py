@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 from tqdm import tqdm
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from workbench.tasks.ioi_prompts import generate_ioi_prompts, ioi_vocabulary
 from workbench.zoo import CHECKPOINT_DIR
@@ -48,6 +48,8 @@ class Recipe:
     weight_decay: float = 0.01
     snapshots: tuple[int, ...] = ()
     answer_weight: float = 0.0  # extra loss weight on each sequence's last token (the answer)
+    architecture: str = "gpt2"  # "gpt2" (learned positions) or "llama" (RoPE, RMSNorm, GQA)
+    n_kv_head: int = 0  # key/value heads for "llama" (0: as many as query heads)
     vocab_size: int = 0  # BPE vocabulary (0: word-level tokenizer)
     seq_len: int = 128  # training context for text / repeated sequences
     repeat_share: float = 0.5  # share of each batch that is repeated sequences
@@ -70,15 +72,21 @@ RECIPES = {
     ),
     "tiny-induction": Recipe(
         "tiny-induction",
+        architecture="llama",
         n_layer=2,
         n_head=8,
+        n_kv_head=4,
         n_embd=128,
-        n_positions=256,
-        steps=3000,
+        n_positions=64,
+        steps=4000,
         batch=16,
         lr=2e-3,
-        snapshots=(200, 600, 1500, 3000),
-        vocab_size=4096,
+        snapshots=(200, 600, 1500, 4000),
+        vocab_size=2048,
+        seq_len=64,
+        repeat_share=0.5,
+        repeat_source="random",
+        period=(8, 30),
     ),
 }
 
@@ -124,6 +132,40 @@ def _induction_batches(recipe: Recipe, tokenizer) -> Callable[[int], torch.Tenso
         return torch.cat([text, rep])  # [batch, seq_len]
 
     return batch
+
+
+def build_model(recipe: Recipe, tokenizer) -> torch.nn.Module:
+    """A freshly initialised model for the recipe (seeded by the caller)."""
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.bos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if recipe.architecture == "llama":
+        config = LlamaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=recipe.n_embd,
+            intermediate_size=4 * recipe.n_embd,
+            num_hidden_layers=recipe.n_layer,
+            num_attention_heads=recipe.n_head,
+            num_key_value_heads=recipe.n_kv_head or recipe.n_head,
+            max_position_embeddings=recipe.n_positions,
+            tie_word_embeddings=True,
+            **special,
+        )
+        return LlamaForCausalLM(config)
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=recipe.n_positions,
+        n_embd=recipe.n_embd,
+        n_layer=recipe.n_layer,
+        n_head=recipe.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        **special,
+    )
+    return GPT2LMHeadModel(config)
 
 
 def _loss(model, tokens: torch.Tensor, pad: int, *, answer_weight: float) -> torch.Tensor:
@@ -177,20 +219,7 @@ def train(
     out_dir = Path(out_dir or CHECKPOINT_DIR / name)
     torch.manual_seed(recipe.seed)
     tokenizer = build_tokenizer(recipe)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=recipe.n_positions,
-        n_embd=recipe.n_embd,
-        n_layer=recipe.n_layer,
-        n_head=recipe.n_head,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.bos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    model = GPT2LMHeadModel(config)
+    model = build_model(recipe, tokenizer)
     make_batch = (_ioi_batches if name == "tiny-ioi" else _induction_batches)(recipe, tokenizer)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay
@@ -225,7 +254,7 @@ def train(
     tokenizer.save_pretrained(out_dir)
     card = {
         "name": name,
-        "architecture": "GPT2LMHeadModel",
+        "architecture": type(model).__name__,
         "recipe": asdict(recipe),
         "training": {
             "steps": recipe.steps,

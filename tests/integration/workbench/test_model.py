@@ -8,7 +8,7 @@ import torch
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
-@pytest.fixture(params=["tiny-ioi", "minilm"])
+@pytest.fixture(params=["tiny-ioi", "tiny-induction", "minilm"])
 def model(request, zoo_model):
     return zoo_model(request.param)
 
