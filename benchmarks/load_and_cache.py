@@ -84,17 +84,19 @@ def child_load(name: str, preimport: bool) -> None:
 
 
 def prompt_tokens(model):
-    """`[1, PROMPT_TOKENS]` tokens of natural text (IOI sentences for the decoders)."""
+    """`[1, n]` tokens of natural text (IOI sentences for the decoders), n = PROMPT_TOKENS or
+    the model's context if shorter (tiny-induction: 64)."""
     if model.is_causal:
         from workbench.tasks.ioi_prompts import generate_ioi_prompts
 
         sentences = [f"{p.text} {p.io}." for p in generate_ioi_prompts(40, seed=0)]
     else:
         sentences = [SENTENCE] * 40
+    length = min(PROMPT_TOKENS, model.n_ctx)
     tokens = model.bridge.to_tokens(" ".join(sentences), truncate=True)  # [1, pos]
-    if tokens.shape[1] < PROMPT_TOKENS:
-        raise RuntimeError(f"could not build a {PROMPT_TOKENS}-token prompt for {model.name}")
-    return tokens[:, :PROMPT_TOKENS]  # [1, PROMPT_TOKENS]
+    if tokens.shape[1] < length:
+        raise RuntimeError(f"could not build a {length}-token prompt for {model.name}")
+    return tokens[:, :length]  # [1, length]
 
 
 def _rss_kib(field: str) -> int:
