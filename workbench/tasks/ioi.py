@@ -57,6 +57,11 @@ class IOITask(Task):
         return (self.metric(logits) > 0).float().mean().item()
 
 
+def _token_lengths(model: Model, texts: list[str]) -> torch.Tensor:
+    """`[batch]` token count of each text as `model.to_tokens` makes it (BOS included)."""
+    return torch.tensor([model.to_tokens(text).shape[1] for text in texts])
+
+
 def make_ioi_task(model: Model, *, n: int = 64, seed: int = 0) -> IOITask:
     """`n` IOI pairs for `model`'s tokenizer. Raises `ValueError` for encoders or a tokenizer
     with fewer than 3 single-token names."""
@@ -68,10 +73,11 @@ def make_ioi_task(model: Model, *, n: int = 64, seed: int = 0) -> IOITask:
     prompts = generate_ioi_prompts(n, seed=seed, names=names)
     clean = model.to_tokens([p.text for p in prompts])  # [batch, pos]
     corrupted = model.to_tokens([p.corrupted_text for p in prompts])  # [batch, pos]
-    lengths = torch.tensor([model.to_tokens(p.text).shape[1] for p in prompts])  # [batch]
-    for p in prompts:
-        if model.to_tokens(p.corrupted_text).shape[1] != model.to_tokens(p.text).shape[1]:
-            raise ValueError(f"task: clean and corrupted prompts tokenise differently: {p.text!r}")
+    lengths = _token_lengths(model, [p.text for p in prompts])  # [batch]
+    corrupted_lengths = _token_lengths(model, [p.corrupted_text for p in prompts])  # [batch]
+    if not torch.equal(lengths, corrupted_lengths):
+        bad = prompts[int((lengths != corrupted_lengths).nonzero()[0])]
+        raise ValueError(f"task: clean and corrupted prompts tokenise differently: {bad.text!r}")
     tok = model.tokenizer
     return IOITask(
         name="ioi",

