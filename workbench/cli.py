@@ -41,7 +41,7 @@ def _emit(payload: Any, *, as_json: bool, text: Callable[[Any], str]) -> None:
 def _zoo_summary() -> list[dict]:
     from transformers import AutoConfig
 
-    from workbench.zoo import ZOO
+    from workbench.zoo import ZOO, scalar_metrics
 
     rows = []
     for entry in ZOO.values():
@@ -61,11 +61,7 @@ def _zoo_summary() -> list[dict]:
                 d_head=cfg.hidden_size // cfg.num_attention_heads,
                 n_ctx=cfg.max_position_embeddings,
             )
-        row["metrics"] = {
-            k: v
-            for k, v in entry.card().get("metrics", {}).items()
-            if isinstance(v, (int, float, str))
-        }
+        row["metrics"] = scalar_metrics(entry.card().get("metrics", {}))
         rows.append(row)
     return rows
 

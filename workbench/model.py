@@ -145,10 +145,9 @@ class Model:
         """Token strings of one prompt (or a 1-D / `[1, pos]` token tensor)."""
         if isinstance(text_or_tokens, str):
             text_or_tokens = self.to_tokens(text_or_tokens)
-        tokens = text_or_tokens.reshape(-1) if text_or_tokens.dim() > 1 else text_or_tokens
         if text_or_tokens.dim() > 1 and text_or_tokens.shape[0] != 1:
             raise ValueError("tokens: to_str_tokens takes one prompt, got a batch")
-        return list(self.bridge.to_str_tokens(tokens))
+        return list(self.bridge.to_str_tokens(text_or_tokens.reshape(-1)))
 
     def attention_mask(self, tokens: torch.Tensor) -> torch.Tensor | None:
         """`[batch, pos]` mask of real tokens for encoders (None for decoders: right padding

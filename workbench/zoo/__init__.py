@@ -82,6 +82,16 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
+def scalar_metrics(metrics: dict) -> dict:
+    """The card metrics that are single numbers or short strings (lists and tables left out),
+    as the CLI and the dashboard show them."""
+    return {
+        k: v
+        for k, v in metrics.items()
+        if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 40)
+    }
+
+
 def zoo_names() -> list[str]:
     """Names of the bundled models."""
     return list(ZOO)

@@ -13,7 +13,7 @@ import dash_mantine_components as dmc
 from dash import html
 
 from workbench.ui import state
-from workbench.zoo import ZOO
+from workbench.zoo import ZOO, scalar_metrics
 
 PAGE = {"path": "/", "name": "Models", "title": "Models · Attention Workbench", "order": 0}
 
@@ -41,15 +41,6 @@ def model_rows() -> list[dict[str, Any]]:
         kind = "decoder" if info["is_causal"] else "encoder"
         rows.append({"description": info["source"], "kind": kind, **info, "status": "loaded"})
     return rows
-
-
-def scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The card metrics that are single numbers or short strings (lists/tables left out)."""
-    return {
-        k: v
-        for k, v in metrics.items()
-        if isinstance(v, (int, float, bool)) or (isinstance(v, str) and len(v) <= 40)
-    }
 
 
 def format_params(n: int) -> str:
