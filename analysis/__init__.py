@@ -1,0 +1,1 @@
+"""Analyses of attention heads, one module per analysis, each with one public entry point."""

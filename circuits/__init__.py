@@ -1,0 +1,1 @@
+"""Circuit discovery and evaluation: patching, attribution, pruning, SVD tracing, faithfulness."""

@@ -1,0 +1,54 @@
+"""The `workbench` command line.
+
+Every subcommand lives in its own module in this package and exposes
+`register(subparsers, parent)`, where `parent` is an argparse parser carrying the shared
+`--json` flag. `COMMANDS` lists the modules in help order; add a module there to add a command.
+
+    workbench models [NAME] [--json]         the zoo (or one loaded model's dimensions)
+    workbench runs list|show|delete          runs in the store
+    workbench app [--host H] [--port P]      serve the dashboard (127.0.0.1:8050)
+
+Exit codes: 0 on success, 2 on bad input with exactly one line on stderr.
+Heavy imports (torch, TransformerLens, Dash) happen inside the subcommands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from workbench.cli._common import Parser, UsageError
+
+COMMANDS = ["models", "runs", "app"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="workbench", description="Attention Workbench command line.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    json_flag = Parser(add_help=False)
+    json_flag.add_argument("--json", action="store_true", help="JSON on stdout")
+    for name in COMMANDS:
+        importlib.import_module(f"workbench.cli.{name.replace('-', '_')}").register(sub, json_flag)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """No download/loading progress bars from HuggingFace libraries on the command line."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `workbench` console script."""
+    _quiet_libraries()
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (UsageError, ValueError) as err:
+        print(f"workbench: error: {err}".splitlines()[0], file=sys.stderr)
+        return 2
+
+
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]

@@ -1,0 +1,23 @@
+"""`workbench app`: serve the dashboard (127.0.0.1:8050 unless told otherwise)."""
+
+from __future__ import annotations
+
+import argparse
+
+from workbench.cli._common import UsageError
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port: {args.port} is not a valid port (1-65535)")
+    from workbench.ui import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def register(sub, json_flag) -> None:
+    app = sub.add_parser("app", help="serve the dashboard")
+    app.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    app.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    app.set_defaults(func=run)
