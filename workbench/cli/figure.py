@@ -1,0 +1,104 @@
+"""`workbench figure`: write a figure to -o FILE.{png,svg,pdf,html}.
+
+    workbench figure run RUN_ID [--kind K] -o fig.svg          a stored run's `result.plot(K)`
+    workbench figure pattern MODEL PROMPT --layer L --head H -o fig.png
+                                                               one head's attention pattern
+    workbench figure stats MODEL PROMPT [--kind heatmap] -o fig.pdf
+                                                               attention statistics (analysis)
+
+Images go through `workbench.export` (one kaleido server, MathJax off). The output path is
+the user's own choice on the command line; only its suffix is checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from workbench.cli._common import UsageError, add_store_argument, emit
+
+_FORMATS = ("png", "svg", "pdf", "html")
+
+
+def _output(path: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower().lstrip(".") not in _FORMATS:
+        raise UsageError(f"-o: {path!r} must end in one of .png, .svg, .pdf, .html")
+    return out
+
+
+def _figure(args: argparse.Namespace):
+    if args.source == "run":
+        from workbench.store import RunStore
+
+        _import_result_modules()
+        result = RunStore(args.store).load_result(args.run_id)
+        return result.plot(args.kind) if args.kind else result.plot()
+    from workbench import load_model
+
+    model = load_model(args.model)
+    if args.source == "pattern":
+        from workbench.ui.figures import attention_pattern, pattern_figure
+
+        head = attention_pattern(model, args.prompt, args.layer, args.head)
+        title = f"{model.name} L{head.layer}H{head.head}"
+        return pattern_figure(head.pattern, head.tokens, title=title)
+    try:
+        from analysis.attention_stats import attention_stats
+    except ImportError as err:
+        raise UsageError("stats: analysis.attention_stats is not available") from err
+    return attention_stats(model, [args.prompt]).plot(args.kind)
+
+
+def _import_result_modules() -> None:
+    """Import every analysis/circuits module so stored result types can be decoded."""
+    import importlib
+    import pkgutil
+
+    for package_name in ("analysis", "circuits"):
+        try:
+            package = importlib.import_module(package_name)
+        except ImportError:
+            continue
+        for info in pkgutil.iter_modules(package.__path__, f"{package_name}."):
+            try:
+                importlib.import_module(info.name)
+            except Exception:  # noqa: BLE001 - a module mid-development must not block others
+                continue
+
+
+def run(args: argparse.Namespace) -> int:
+    out = _output(args.output)
+    fig = _figure(args)
+    from workbench.export import export
+
+    path = export(fig, out, width=args.width, height=args.height)
+    payload = {"path": str(path), "format": path.suffix.lstrip("."), "bytes": path.stat().st_size}
+    emit(payload, as_json=args.json, text=lambda p: f"wrote {p['path']} ({p['bytes']} bytes)")
+    return 0
+
+
+def register(sub, json_flag) -> None:
+    figure = sub.add_parser("figure", help="export a figure to PNG/SVG/PDF/HTML")
+    kinds = figure.add_subparsers(dest="source", required=True, parser_class=type(figure))
+    size = argparse.ArgumentParser(add_help=False)
+    size.add_argument("-o", "--output", required=True, help="file.png|svg|pdf|html")
+    size.add_argument("--width", type=int, default=None, help="pixels (default: 900)")
+    size.add_argument("--height", type=int, default=None, help="pixels (default: 600)")
+
+    run_p = kinds.add_parser("run", parents=[json_flag, size], help="a stored run's figure")
+    run_p.add_argument("run_id")
+    run_p.add_argument("--kind", default=None, help="plot kind passed to result.plot()")
+    add_store_argument(run_p)
+
+    pattern = kinds.add_parser("pattern", parents=[json_flag, size], help="one head's pattern")
+    pattern.add_argument("model")
+    pattern.add_argument("prompt")
+    pattern.add_argument("--layer", type=int, required=True)
+    pattern.add_argument("--head", type=int, required=True)
+
+    stats = kinds.add_parser("stats", parents=[json_flag, size], help="attention statistics")
+    stats.add_argument("model")
+    stats.add_argument("prompt")
+    stats.add_argument("--kind", default="heatmap", help="heatmap, query, distance, block_mass")
+    figure.set_defaults(func=run)
