@@ -1,4 +1,83 @@
 """Attention with per-query statistics, without materialising the n x n pattern.
 
-Knows nothing about models: imports torch (and triton, lazily) only.
+One public function, `attention_with_stats`, dispatches to three backends that compute the same
+thing: a Triton kernel (CUDA, or the Triton interpreter with TRITON_INTERPRET=1), a chunked
+pure-torch path (the CPU default) and an eager float64 reference (the ground truth, small inputs
+only). Knows nothing about models: imports torch (and triton, lazily) only.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+from kernels.stats import (
+    DEFAULT_STATS,
+    SCALAR_STATS,
+    STAT_NAMES,
+    AttentionStats,
+    distance_buckets,
+    validate_inputs,
+)
+
+__all__ = [
+    "DEFAULT_STATS",
+    "SCALAR_STATS",
+    "STAT_NAMES",
+    "AttentionStats",
+    "attention_with_stats",
+    "distance_buckets",
+]
+
+
+def attention_with_stats(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    causal: bool,
+    sm_scale: float | None = None,
+    backend: str = "auto",
+    stats: Iterable[str] | None = None,
+    key_lengths: torch.Tensor | None = None,
+    sink_tokens: int = 1,
+    mass_block: int = 64,
+    write_out: bool = True,
+    chunk_size: int = 256,
+) -> tuple[torch.Tensor | None, AttentionStats]:
+    """Scaled dot-product attention plus per-query statistics of its pattern.
+
+    q: [batch, heads_q, seq_q, d_head]; k, v: [batch, heads_kv, seq_k, d_head] with
+    heads_q % heads_kv == 0 (query head h reads kv head h // (heads_q // heads_kv)).
+    Causal masks are bottom-right aligned (query i sees key j iff j <= i + seq_k - seq_q);
+    key_lengths [batch] masks keys j >= key_lengths[b]. backend "auto" picks "triton" for CUDA
+    tensors and "chunked" otherwise. Returns (out [batch, heads_q, seq_q, d_head] in q's dtype,
+    or None when write_out=False; AttentionStats with float32 fields, None where not requested).
+    Raises ValueError naming the argument on bad input.
+    """
+    config = validate_inputs(
+        q,
+        k,
+        v,
+        causal=causal,
+        sm_scale=sm_scale,
+        backend=backend,
+        stats=stats,
+        key_lengths=key_lengths,
+        sink_tokens=sink_tokens,
+        mass_block=mass_block,
+        write_out=write_out,
+        chunk_size=chunk_size,
+    )
+    if config.backend == "reference":
+        from kernels.reference import reference_attention
+
+        return reference_attention(q, k, v, config)
+    if config.backend == "chunked":
+        from kernels.chunked import chunked_attention
+
+        return chunked_attention(q, k, v, config)
+    from kernels.triton_attention import triton_attention
+
+    return triton_attention(q, k, v, config)

@@ -1,0 +1,70 @@
+"""Eager float64 reference: materialise the whole attention pattern and reduce it naively.
+
+This is the ground truth the chunked and Triton backends are tested against. It allocates
+[batch, heads_q, seq_q, seq_k] float64 tensors, so it is only meant for small inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.stats import (
+    AttentionConfig,
+    AttentionStats,
+    distance_bucket_index,
+    distance_buckets,
+    visible_keys,
+)
+
+
+def reference_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: AttentionConfig
+) -> tuple[torch.Tensor | None, AttentionStats]:
+    """Attention output and statistics from the materialised float64 pattern (checked input)."""
+    batch, heads_q, seq_q, _ = q.shape
+    heads_kv, seq_k = k.shape[1], k.shape[2]
+    group = heads_q // heads_kv
+    device = q.device
+    k64 = k.double().repeat_interleave(group, dim=1)  # [batch, heads_q, key, d_head]
+    v64 = v.double().repeat_interleave(group, dim=1)  # [batch, heads_q, key, d_head]
+    scores = (q.double() @ k64.transpose(-1, -2)) * config.sm_scale  # [batch, heads_q, query, key]
+    query_index = torch.arange(seq_q, device=device)
+    key_index = torch.arange(seq_k, device=device)
+    mask = visible_keys(
+        query_index,
+        key_index,
+        seq_q=seq_q,
+        seq_k=seq_k,
+        causal=config.causal,
+        key_lengths=config.key_lengths,
+    )  # [batch or 1, 1, query, key]
+    scores = scores.masked_fill(~mask, float("-inf"))
+    lse = torch.logsumexp(scores, dim=-1)  # [batch, heads_q, query]
+    pattern = torch.exp(scores - lse[..., None])  # [batch, heads_q, query, key]
+
+    distance = (query_index[:, None] + (seq_k - seq_q) - key_index[None, :]).abs()  # [query, key]
+    n_buckets = distance_buckets(seq_k)
+    bucket = distance_bucket_index(distance, n_buckets)  # [query, key]
+    n_mass_blocks = -(-seq_k // config.mass_block)
+    block = key_index // config.mass_block  # [key]
+
+    values = {
+        "lse": lambda: lse,
+        "entropy": lambda: -torch.special.xlogy(pattern, pattern).sum(-1),
+        "max_prob": lambda: pattern.amax(-1),
+        "sink": lambda: pattern[..., : config.sink_tokens].sum(-1),
+        "mean_distance": lambda: (pattern * distance.double()).sum(-1),
+        "sum_sq": lambda: (pattern * pattern).sum(-1),
+        "distance_hist": lambda: pattern.new_zeros(batch, heads_q, seq_q, n_buckets).scatter_add_(
+            -1, bucket.expand(batch, heads_q, seq_q, seq_k), pattern
+        ),  # [batch, heads_q, query, bucket]
+        "block_mass": lambda: pattern.new_zeros(batch, heads_q, seq_q, n_mass_blocks).index_add_(
+            -1, block, pattern
+        ),  # [batch, heads_q, query, mass block]
+    }
+    fields = {name: values[name]().float() for name in config.stats}
+    stats = AttentionStats(**fields, sink_tokens=config.sink_tokens, mass_block=config.mass_block)
+    out = (
+        (pattern @ v64).to(q.dtype) if config.write_out else None
+    )  # [batch, heads_q, query, d_head]
+    return out, stats
