@@ -11,6 +11,13 @@ A run is visible only when its row is complete AND its folder is in `runs/`, so 
 killed at any point leaves nothing visible. Deleting renames the folder back into `staging/`
 before removing it and the row. `cleanup()` finishes what dead writers and deletes left.
 
+Sharded runs (`begin_sharded_run`, used by `workbench.executors`): each shard's table is its own
+`shards/<shard_id>.parquet`, written atomically as it finishes; `shards.json` lists the shard
+ids the run needs and `commit` refuses while any is missing. A sharded run whose writer raised
+is marked 'interrupted' (its staging folder is kept), and a later `begin_sharded_run` with the
+same kind, model, config and shard ids takes it over, finished shards included; so does one
+whose writer died ('running', dead pid), unless `cleanup()` removed it first.
+
 Caveats:
 - Liveness is `kill(pid, 0)` on the same host (zombies count as dead on Linux). A recycled pid
   makes a dead writer look alive; rows written on another host are never judged abandoned.
@@ -62,7 +69,8 @@ class RunNotFound(KeyError, ValueError):
 
 @dataclass(frozen=True)
 class RunInfo:
-    """One run as the store sees it; `status` is running/complete/failed/abandoned."""
+    """One run as the store sees it; `status` is running/complete/failed/abandoned (or
+    interrupted: a sharded run that can be resumed)."""
 
     run_id: str
     kind: str
@@ -84,6 +92,13 @@ def validate_name(name: str, what: str = "name") -> str:
 def new_run_id() -> str:
     """A sortable unique id: UTC `YYYYmmdd-HHMMSS-<8 hex>`."""
     return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+def _config_text(config: dict[str, Any]) -> str:
+    try:
+        return json.dumps(dict(config), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"config is not JSON-serialisable: {exc}") from exc
 
 
 def _now() -> str:
@@ -156,11 +171,7 @@ class RunStore:
 
     def begin_run(self, *, kind: str, model: str, config: dict[str, Any]) -> RunWriter:
         """Start a run: a 'running' row, then an empty staging folder; returns its writer."""
-        try:
-            config_text = json.dumps(dict(config), sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"config is not JSON-serialisable: {exc}") from exc
-        row = {"kind": kind, "model": model, "config": config_text, "pid": os.getpid()}
+        row = {"kind": kind, "model": model, "config": _config_text(config), "pid": os.getpid()}
         row.update(status="running", host=socket.gethostname(), created_at=_now())
         for _ in range(5):  # retry in the unlikely event of an id collision
             row["run_id"] = new_run_id()
@@ -172,6 +183,44 @@ class RunStore:
             (self.staging_dir / row["run_id"]).mkdir()  # after the row commits: cleanup needs it
             return RunWriter(self, row["run_id"])
         raise RuntimeError("could not allocate a unique run id")
+
+    def begin_sharded_run(
+        self, *, kind: str, model: str, config: dict[str, Any], shard_ids: list[str]
+    ) -> RunWriter:
+        """Start a run written shard by shard, or resume an interrupted one with the same kind,
+        model, config and shard ids (its finished shards are kept); returns its writer."""
+        ids = [validate_name(s, "shard id") for s in shard_ids]
+        if not ids or len(set(ids)) != len(ids):
+            raise ValueError("shard_ids: expected a non-empty list of distinct ids")
+        manifest = json.dumps(ids).encode()
+        rows = self._db().execute(
+            "SELECT * FROM runs WHERE kind = ? AND model = ? AND config = ? AND status IN "
+            "('interrupted', 'running') ORDER BY created_at DESC, run_id DESC",
+            (kind, model, _config_text(config)),
+        )
+        for row in rows.fetchall():
+            staged = self.staging_dir / row["run_id"] / "shards.json"
+            resumable = row["status"] == "interrupted" or _writer_dead(row)
+            if resumable and staged.is_file() and staged.read_bytes() == manifest:
+                with self._db() as db:  # take it over unless another writer just did
+                    taken = db.execute(
+                        "UPDATE runs SET status = 'running', pid = ?, host = ? WHERE run_id = ? "
+                        "AND status = ? AND pid IS ?",
+                        (os.getpid(), socket.gethostname(), row["run_id"], row["status"],
+                         row["pid"]),
+                    ).rowcount  # fmt: skip
+                if taken == 1:
+                    return RunWriter(self, row["run_id"], resumable=True)
+        writer = self.begin_run(kind=kind, model=model, config=config)
+        writer.resumable = True
+        (writer.folder / "shards").mkdir()
+        writer._write_file("shards.json", lambda f: f.write(manifest))
+        return writer
+
+    def load_shards(self, run_id: str) -> dict[str, pd.DataFrame]:
+        """Every shard table of a published sharded run, by shard id in sorted order."""
+        folder = self._published(run_id) / "shards"
+        return {p.stem: frame_from_parquet(str(p)) for p in sorted(folder.glob("*.parquet"))}
 
     def save(self, result: Result, *, kind: str, model: str, config: dict[str, Any]) -> str:
         """Store `result` (its JSON and every table) as a new published run; returns its id."""
@@ -281,12 +330,15 @@ class RunStore:
 
 
 class RunWriter:
-    """Writes one run into staging; `commit()` publishes it. Use as a context manager."""
+    """Writes one run into staging; `commit()` publishes it. Use as a context manager.
 
-    def __init__(self, store: RunStore, run_id: str) -> None:
+    A `resumable` (sharded) writer is interrupted rather than aborted when its body raises."""
+
+    def __init__(self, store: RunStore, run_id: str, *, resumable: bool = False) -> None:
         self.store, self.run_id = store, run_id
         self.folder = store.staging_dir / run_id
         self.done = False
+        self.resumable = resumable
 
     def _write_file(self, name: str, write: Any) -> None:
         """Write `name` in staging via `name.tmp`: `write(file)`, fsync, rename."""
@@ -314,8 +366,38 @@ class RunWriter:
         for name, df in result.tables().items():
             self.write_table(name, df)
 
+    def write_shard(self, shard_id: str, df: pd.DataFrame) -> None:
+        """Store one finished shard's table as `shards/<shard_id>.parquet` (atomically)."""
+        name = f"shards/{validate_name(shard_id, 'shard id')}.parquet"
+        self._write_file(name, lambda f: frame_to_parquet(df, f))
+
+    def finished_shards(self) -> set[str]:
+        """Ids of the shards already written to this run."""
+        return {p.stem for p in (self.folder / "shards").glob("*.parquet")}
+
+    def read_shard(self, shard_id: str) -> pd.DataFrame:
+        """A shard table written to this run (before or after a resume)."""
+        path = self.folder / "shards" / f"{validate_name(shard_id, 'shard id')}.parquet"
+        return frame_from_parquet(str(path))
+
+    def missing_shards(self) -> list[str]:
+        """Shard ids from `shards.json` not written yet (empty for an unsharded run)."""
+        manifest = self.folder / "shards.json"
+        if not manifest.is_file():
+            return []
+        finished = self.finished_shards()
+        return [s for s in json.loads(manifest.read_text()) if s not in finished]
+
     def commit(self) -> None:
-        """Publish: fsync staging, rename it into `runs/`, then mark the row complete."""
+        """Publish: fsync staging, rename it into `runs/`, then mark the row complete.
+
+        A sharded run is refused (`RuntimeError`) while any of its shards is missing."""
+        missing = self.missing_shards()
+        if missing:
+            raise RuntimeError(f"run {self.run_id!r}: {len(missing)} shard(s) missing, e.g. "
+                               f"{missing[0]!r}; a run is complete only when all shards are")  # fmt: skip
+        if (self.folder / "shards").is_dir():
+            _fsync_dir(self.folder / "shards")
         info = self.store.get_run(self.run_id)
         meta = {"run_id": self.run_id, "kind": info.kind, "model": info.model,
                 "config": info.config, "created_at": info.created_at.isoformat(),
@@ -335,16 +417,27 @@ class RunWriter:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.store._set_status(self.run_id, "failed")
 
+    def interrupt(self) -> None:
+        """Stop writing but keep staging, marked 'interrupted', for `begin_sharded_run` to resume."""
+        if self.done:
+            return
+        self.done = True
+        self.store._set_status(self.run_id, "interrupted")
+
+    def _give_up(self) -> None:
+        self.interrupt() if self.resumable else self.abort()
+
     def __enter__(self) -> RunWriter:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
-        """Commit on a clean exit (unless already done); abort on an exception."""
+        """Commit on a clean exit (unless already done); on an exception abort (a resumable
+        writer is interrupted instead)."""
         if exc_type is not None:
-            self.abort()
+            self._give_up()
         elif not self.done:
             try:
                 self.commit()
             except BaseException:
-                self.abort()
+                self._give_up()
                 raise

@@ -1,0 +1,254 @@
+"""Corpus statistics: per-head attention statistics aggregated over many documents.
+
+`corpus_stats(model, texts, ...)` cuts the documents into shards (`docs_per_shard` each), runs
+every shard on an executor ("inprocess", "ray" or an `Executor`), and aggregates per (layer,
+head): the mean and quantiles of the per-query entropy (nats), sink mass (attention on key 0),
+maximum probability and mean distance E|i-j|, and the mean distance histogram (bucket 0 =
+distance 0, bucket b = distances in [2^(b-1), 2^b), up to the model's context).
+
+With `store=`, the run goes into the run store as a sharded run: each shard's per-query table
+is its own Parquet file, written as it finishes, and an interrupted run resumes where it stopped
+(same model, documents and parameters). The result is stored as the run's `result.json` with
+its per-head table (`main`) and the histogram (`distance_histogram`).
+
+Determinism: each document is its own forward pass (no padding), each shard's table lists its
+documents' queries in order, and the aggregate concatenates the shard tables in shard order
+before a sorted group-by. Means are float64 sums in that fixed order and quantiles are exact
+(numpy's linear interpolation over every per-query value), so in-process, Ray, retried and
+resumed runs give identical numbers on the same hardware.
+
+Caveats: the per-query values come from the eager attention pattern (`hook_pattern`), computed
+in float64; every query counts, including the first (BOS) query of decoders, which attends only
+to itself (entropy 0, sink 1). Exact quantiles keep every per-query value in memory during
+aggregation (about 100 bytes per query and head). Documents longer than the model's context
+are refused, not truncated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from workbench.executors import (
+    Executor,
+    Shard,
+    as_store,
+    digest,
+    make_shards,
+    open_sharded_run,
+    run_sharded,
+)
+from workbench.results import Result
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from workbench.model import Model
+    from workbench.store import RunStore
+
+STATISTICS = ("entropy", "sink", "max_prob", "mean_distance")
+DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+KIND = "corpus-stats"
+
+
+def n_distance_buckets(n_ctx: int) -> int:
+    """Buckets needed for distances 0..n_ctx-1 (bucket of d >= 1 is d.bit_length())."""
+    return max(n_ctx - 1, 1).bit_length() + 1
+
+
+@dataclass(frozen=True)
+class CorpusStats(Result):
+    """Per-head attention statistics over a corpus.
+
+    Attributes:
+        per_head: one row per (layer, head): n_queries, n_documents, and for each statistic
+            `<stat>_mean` and `<stat>_q<percent>` columns.
+        distance_hist: `[layer, head, bucket]` mean attention mass per distance bucket.
+        config: model, documents (count and digest), docs_per_shard, quantiles, executor.
+        run_id: the run in the store, or None when no store was given.
+    """
+
+    per_head: pd.DataFrame
+    distance_hist: torch.Tensor
+    config: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.per_head.copy()
+
+    def histogram_frame(self) -> pd.DataFrame:
+        """The distance histogram as a long table: layer, head, bucket, lo, hi, mass."""
+        n_layers, n_heads, n_buckets = self.distance_hist.shape
+        layer, head, bucket = np.meshgrid(
+            np.arange(n_layers), np.arange(n_heads), np.arange(n_buckets), indexing="ij"
+        )  # each [layer, head, bucket]
+        lo = np.where(bucket == 0, 0, 2 ** np.maximum(bucket - 1, 0))
+        return pd.DataFrame({
+            "layer": layer.ravel(), "head": head.ravel(), "bucket": bucket.ravel(),
+            "lo": lo.ravel(), "hi": np.where(bucket == 0, 1, 2**bucket).ravel(),
+            "mass": self.distance_hist.numpy().ravel(),
+        })  # fmt: skip
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {"main": self.to_frame(), "distance_histogram": self.histogram_frame()}
+
+    def plot(self, kind: str | None = None, **kwargs: Any) -> go.Figure:
+        """`kind`: a statistic ("entropy", "sink", "max_prob", "mean_distance": heatmap of its
+        per-head mean) or "distance" (histogram of each head)."""
+        import plotly.graph_objects as go
+
+        kind = kind or "entropy"
+        if kind == "distance":
+            frame = self.histogram_frame()
+            fig = go.Figure()
+            for (layer, head), rows in frame.groupby(["layer", "head"], sort=True):
+                label = [f"[{lo},{hi})" for lo, hi in zip(rows["lo"], rows["hi"], strict=True)]
+                fig.add_bar(x=label, y=rows["mass"], name=f"L{layer}H{head}")
+            fig.update_layout(barmode="group", xaxis_title="distance", yaxis_title="mass")
+            return fig
+        if kind not in STATISTICS:
+            raise ValueError(f"kind: {kind!r} is not one of {', '.join((*STATISTICS, 'distance'))}")
+        grid = self.per_head.pivot(index="layer", columns="head", values=f"{kind}_mean")
+        fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index)))
+        fig.update_layout(title=f"mean {kind} per head", xaxis_title="head", yaxis_title="layer")
+        return fig
+
+
+def document_stats(model: Model, shard: Shard) -> pd.DataFrame:
+    """The shard function: per-query statistics of every head for each document of `shard`.
+
+    Returns columns document (index in the corpus), layer, head, query, the STATISTICS and
+    `dist_<b>` (mass per distance bucket), in document, layer, head, query order.
+    """
+    n_buckets = n_distance_buckets(model.n_ctx)
+    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.n_layers)]
+    frames = []
+    for offset, text in enumerate(shard.items):
+        with torch.inference_mode():
+            _, cache = model.run_with_cache(text, names=names)
+        for layer, name in enumerate(names):
+            pattern = cache[name][0].double()  # [head, query, key]
+            frames.append(_pattern_rows(pattern, n_buckets, shard.start + offset, layer))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _pattern_rows(pattern: torch.Tensor, n_buckets: int, document: int, layer: int) -> pd.DataFrame:
+    """Per-query statistics of one layer's `[head, query, key]` attention pattern."""
+    n_heads, n_query, n_key = pattern.shape
+    query = torch.arange(n_query, dtype=torch.float64)[:, None]  # [query, 1]
+    key = torch.arange(n_key, dtype=torch.float64)[None, :]  # [1, key]
+    distance = (query - key).abs()  # [query, key]
+    plogp = torch.where(pattern > 0, pattern * pattern.clamp_min(1e-300).log(), 0.0)
+    bucket = torch.where(distance > 0, torch.floor(torch.log2(distance.clamp_min(1))) + 1, 0)
+    one_hot = torch.nn.functional.one_hot(bucket.long(), n_buckets).double()  # [query, key, b]
+    hist = torch.einsum("hqk,qkb->hqb", pattern, one_hot)  # [head, query, bucket]
+    columns = {
+        "entropy": -plogp.sum(-1),  # [head, query]
+        "sink": pattern[..., 0],
+        "max_prob": pattern.amax(-1),
+        "mean_distance": (pattern * distance).sum(-1),
+    }
+    heads, queries = torch.meshgrid(torch.arange(n_heads), torch.arange(n_query), indexing="ij")
+    frame = {"document": document, "layer": layer, "head": heads.ravel().numpy(),
+             "query": queries.ravel().numpy()}  # fmt: skip
+    frame |= {name: values.reshape(-1).numpy() for name, values in columns.items()}
+    frame |= {f"dist_{b}": hist[..., b].reshape(-1).numpy() for b in range(n_buckets)}
+    return pd.DataFrame(frame)
+
+
+def aggregate(
+    frames: list[pd.DataFrame], quantiles: tuple[float, ...]
+) -> tuple[pd.DataFrame, torch.Tensor]:
+    """(per-head table, `[layer, head, bucket]` histogram) from shard tables in shard order."""
+    rows = pd.concat(frames, ignore_index=True)
+    groups = rows.groupby(["layer", "head"], sort=True)
+    per_head = groups.agg(n_queries=("query", "size"), n_documents=("document", "nunique"))
+    for stat in STATISTICS:
+        per_head[f"{stat}_mean"] = groups[stat].mean()
+        for q in quantiles:
+            per_head[f"{stat}_q{q * 100:g}"] = groups[stat].quantile(q, interpolation="linear")
+    bucket_columns = sorted((c for c in rows.columns if c.startswith("dist_")),
+                            key=lambda c: int(c.removeprefix("dist_")))  # fmt: skip
+    hist = groups[bucket_columns].mean()  # [(layer, head), bucket]
+    n_layers, n_heads = (int(rows[c].max()) + 1 for c in ("layer", "head"))
+    tensor = torch.tensor(hist.to_numpy()).reshape(n_layers, n_heads, len(bucket_columns))
+    return per_head.reset_index(), tensor
+
+
+def corpus_stats(
+    model: Model,
+    texts: list[str],
+    *,
+    docs_per_shard: int = 16,
+    quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+    executor: str | Executor | None = "inprocess",
+    address: str | None = None,
+    store: RunStore | str | Path | None = None,
+    progress: bool = False,
+) -> CorpusStats:
+    """Aggregate per-head attention statistics over `texts` (one document each).
+
+    Args:
+        model: the loaded model (Ray workers reload it by name).
+        texts: the documents; each must fit the model's context.
+        docs_per_shard: documents per shard (the unit of scheduling, storage and resumption).
+        quantiles: quantiles to report for every statistic, each in [0, 1].
+        executor: "inprocess" (default), "ray", or an `Executor` instance.
+        address: Ray cluster address for executor="ray" (default `RAY_ADDRESS`, else local).
+        store: a `RunStore` or folder: store the run (sharded, resumable); None keeps it in memory.
+        progress: show a progress bar over shards.
+
+    Raises:
+        ValueError: empty or non-string texts, a text longer than the context, bad quantiles,
+            docs_per_shard < 1, an unknown executor, or executor="ray" without Ray installed.
+    """
+    texts = _check_texts(model, texts)
+    quantiles = _check_quantiles(quantiles)
+    config = {"model": model.name, "documents": len(texts), "texts_digest": digest(texts),
+              "docs_per_shard": docs_per_shard, "quantiles": list(quantiles),
+              "statistics": "eager-pattern-v1"}  # fmt: skip
+    shards = make_shards(texts, size=docs_per_shard, key=config)
+    executor_name = executor if isinstance(executor, str) else getattr(executor, "name", "custom")
+    run_store = as_store(store)
+    if run_store is None:
+        outcome = run_sharded(document_stats, shards, model=model, executor=executor,
+                              address=address, progress=progress, desc="corpus-stats")  # fmt: skip
+        return _result(outcome.frames, quantiles, config, executor_name, None)
+    with open_sharded_run(
+        run_store, kind=KIND, model=model.name, config=config, shards=shards
+    ) as run:
+        outcome = run_sharded(document_stats, shards, model=model, executor=executor,
+                              address=address, run=run, progress=progress, desc="corpus-stats")  # fmt: skip
+        result = _result(outcome.frames, quantiles, config, executor_name, run.run_id)
+        run.write_result(result)
+    return result
+
+
+def _result(frames, quantiles, config, executor_name, run_id) -> CorpusStats:
+    per_head, hist = aggregate(frames, quantiles)
+    return CorpusStats(per_head, hist, {**config, "executor": executor_name}, run_id)
+
+
+def _check_texts(model: Model, texts: list[str]) -> list[str]:
+    if isinstance(texts, str) or not isinstance(texts, list | tuple) or not texts:
+        raise ValueError("texts: expected a non-empty list of documents (strings)")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"texts: document {i} is empty or not a string")
+        try:
+            model.to_tokens(text)  # refuses a document longer than the context
+        except ValueError as err:
+            raise ValueError(f"texts: document {i}: {err}") from err
+    return list(texts)
+
+
+def _check_quantiles(quantiles: tuple[float, ...]) -> tuple[float, ...]:
+    values = tuple(quantiles)
+    if not values or any(not isinstance(q, int | float) or not 0 <= q <= 1 for q in values):
+        raise ValueError(f"quantiles: expected numbers in [0, 1], got {quantiles!r}")
+    return values
