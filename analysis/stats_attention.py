@@ -1,0 +1,263 @@
+"""Install the statistics attention in every layer of a model for the body of a `with` block.
+
+`statistics_attention(model, ...)` makes every attention layer compute
+`kernels.attention_with_stats` instead of an eager softmax, so a forward pass yields each
+layer's per-query statistics and no layer builds an n x n pattern (or an n x n mask).
+
+How it is installed (TransformerLens 4.3 bridge on transformers 5), all undone on exit, also
+when the body raises:
+
+1. A fresh attention function is registered in transformers' `ALL_ATTENTION_FUNCTIONS` under a
+   unique name (`workbench_stats_<n>`), and a mask function under the same name in
+   `ALL_MASK_ATTENTION_FUNCTIONS`.
+2. The HF model's `config._attn_implementation` (the bridge loads it as "eager" so that
+   `hook_pattern` fires) is switched to that name. HF attention modules read it at every call.
+3. Bridge attention components that re-implement attention themselves instead of calling the HF
+   module (GPT-2's `JointQKVAttentionBridge`, Llama's `PositionEmbeddingsAttentionBridge`) get an
+   instance-level `forward` that is the base `AttentionBridge.forward`: `hook_in` -> the wrapped HF
+   attention module -> `hook_out`. BERT's `AttentionBridge` already delegates.
+
+The HF module then does its own projections, RoPE and head reshapes and calls our function with
+q `[batch, head, query, d_head]` and un-repeated k, v `[batch, kv_head, key, d_head]`
+(grouped-query attention is handled by the kernel). The mask function hands over only the 2-D
+right-padding mask `[batch, key]` (None without padding), turned into `key_lengths`; causality
+comes from the HF module's `is_causal`. Statistics are therefore those of the rotated q/k (RoPE)
+and of exactly the keys the model attends to.
+
+Caveats:
+- While installed, `hook_pattern`, `hook_attn_scores` and the bridge's q/k/v/rotary hooks of
+  re-implemented components do not fire (the HF module runs instead); `blocks.{l}.attn.hook_in`,
+  `hook_out` and the layers around attention fire as usual.
+- Right padding only; plain causal or bidirectional masks only. Sliding windows, soft-capping,
+  attention sinks, packed sequences, ALiBi or relative position biases are refused with
+  `NotImplementedError` (or a missing layer is reported) rather than computed wrongly.
+- Not re-entrant and not thread-safe: run nothing else on the same model while installed.
+- Numerics are the raw HF ones (the same as `workbench.Model`); a bridge in TransformerLens
+  compatibility mode (folded layer norms) is not supported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import types
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+
+from kernels import AttentionStats, attention_with_stats
+from workbench.model import Model
+
+_install_counter = itertools.count()
+_UNSUPPORTED_KWARGS = ("sliding_window", "softcap", "s_aux", "sinks", "position_bias")
+
+
+class StatisticsAttention:
+    """The attention function installed in every layer; collects one `AttentionStats` per layer.
+
+    Created by `statistics_attention`; after each forward pass call `take()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        layer_of_module: dict[int, int],
+        n_layers: int,
+        backend: str,
+        stats: tuple[str, ...] | None,
+        sink_tokens: int,
+        mass_block: int,
+    ) -> None:
+        self._layer_of_module = layer_of_module
+        self.n_layers = n_layers
+        self.backend = backend
+        self.stats = stats
+        self.sink_tokens = sink_tokens
+        self.mass_block = mass_block
+        self._recorded: dict[int, AttentionStats] = {}
+
+    # ------------------------------------------------------------------ called by transformers
+    def attention(
+        self,
+        module: torch.nn.Module,
+        query: torch.Tensor,  # [batch, head, query, d_head]
+        key: torch.Tensor,  # [batch, kv_head, key, d_head]
+        value: torch.Tensor,  # [batch, kv_head, key, d_head]
+        attention_mask: torch.Tensor | None,  # [batch, key] bool from `padding_mask`, or None
+        scaling: float | None = None,
+        dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, None]:
+        """An `AttentionInterface` function: returns (output `[batch, query, head, d_head]`, None)."""
+        layer = self._layer_of_module.get(id(module))
+        if layer is None:
+            raise RuntimeError(
+                f"statistics attention: {type(module).__name__} is not a known layer"
+            )
+        unsupported = [name for name in _UNSUPPORTED_KWARGS if kwargs.get(name) is not None]
+        if unsupported or dropout:
+            raise NotImplementedError(
+                f"statistics attention: layer {layer} uses {unsupported or ['dropout']}, "
+                "which the statistics kernel does not implement"
+            )
+        causal = kwargs.get("is_causal")
+        causal = bool(getattr(module, "is_causal", False) if causal is None else causal)
+        out, stats = attention_with_stats(
+            query,
+            key,
+            value,
+            causal=causal,
+            sm_scale=scaling,
+            backend=self.backend,
+            stats=self.stats,
+            key_lengths=_key_lengths(attention_mask, key.shape[2]),
+            sink_tokens=self.sink_tokens,
+            mass_block=self.mass_block,
+        )
+        if layer in self._recorded:
+            raise RuntimeError(f"statistics attention: layer {layer} ran twice in one forward pass")
+        self._recorded[layer] = stats
+        return out.transpose(1, 2), None  # [batch, query, head, d_head], as HF expects
+
+    def padding_mask(
+        self, *, mask_function: Any, attention_mask: torch.Tensor | None, **kwargs: Any
+    ) -> torch.Tensor | None:
+        """A mask-interface function: the 2-D `[batch, key]` padding mask instead of a 4-D one."""
+        from transformers.masking_utils import bidirectional_mask_function, causal_mask_function
+
+        if mask_function not in (causal_mask_function, bidirectional_mask_function):
+            raise NotImplementedError(
+                "statistics attention: only plain causal or bidirectional masks are supported "
+                "(no sliding windows, packed sequences or custom mask functions)"
+            )
+        if attention_mask is None:
+            return None
+        offset, length = kwargs.get("kv_offset") or 0, kwargs["kv_length"]
+        return attention_mask[:, offset : offset + length]  # [batch, key]
+
+    # ------------------------------------------------------------------ called by the user
+    def take(self) -> list[AttentionStats]:
+        """The statistics of the last forward pass, one per layer; clears them.
+
+        Raises RuntimeError if some layer did not run through the statistics attention.
+        """
+        recorded, self._recorded = self._recorded, {}
+        missing = [layer for layer in range(self.n_layers) if layer not in recorded]
+        if missing:
+            raise RuntimeError(
+                f"statistics attention: layers {missing} did not run through it; this "
+                "architecture's attention does not call transformers' attention interface"
+            )
+        return [recorded[layer] for layer in range(self.n_layers)]
+
+
+def _key_lengths(attention_mask: torch.Tensor | None, n_keys: int) -> torch.Tensor | None:
+    """`[batch]` number of real keys from a right-padding mask `[batch, key]`; None if no padding."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() != 2 or attention_mask.shape[1] != n_keys:
+        raise NotImplementedError(
+            f"attention_mask: expected a [batch, {n_keys}] padding mask, got "
+            f"{tuple(attention_mask.shape)}"
+        )
+    mask = attention_mask.bool()  # [batch, key]
+    lengths = mask.sum(-1)  # [batch]
+    positions = torch.arange(n_keys, device=mask.device)  # [key]
+    if not torch.equal(mask, positions[None, :] < lengths[:, None]):
+        raise ValueError("attention_mask: statistics attention supports right padding only")
+    if bool((lengths == n_keys).all()):
+        return None
+    return lengths
+
+
+def _attention_components(model: Model) -> list[Any]:
+    """The one bridge attention component of every layer, in layer order."""
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    components = []
+    for layer, block in enumerate(model.bridge.blocks):
+        found = [m for m in block.modules() if isinstance(m, AttentionBridge)]
+        if len(found) != 1:
+            raise NotImplementedError(
+                f"statistics attention: layer {layer} has {len(found)} attention components; "
+                "only one self-attention per layer is supported"
+            )
+        components.append(found[0])
+    return components
+
+
+@contextlib.contextmanager
+def statistics_attention(
+    model: Model,
+    *,
+    backend: str = "auto",
+    stats: Iterable[str] | None = None,
+    sink_tokens: int = 1,
+    mass_block: int = 64,
+) -> Iterator[StatisticsAttention]:
+    """Run every layer's attention through `kernels.attention_with_stats` inside the block::
+
+        with statistics_attention(model, stats=("entropy", "sink")) as attention:
+            logits = model.bridge(tokens)
+            per_layer = attention.take()  # [AttentionStats] * n_layers
+
+    Everything installed (registered functions, config switch, forward overrides) is removed on
+    exit, also when the body raises. See the module docstring for how and the caveats.
+    """
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+    from transformers import AttentionInterface, AttentionMaskInterface
+
+    components = _attention_components(model)
+    layer_of_module = {
+        id(module): layer
+        for layer, component in enumerate(components)
+        for module in component.original_component.modules()
+    }
+    attention = StatisticsAttention(
+        layer_of_module=layer_of_module,
+        n_layers=len(components),
+        backend=backend,
+        stats=None if stats is None else tuple(stats),
+        sink_tokens=sink_tokens,
+        mass_block=mass_block,
+    )
+    name = f"workbench_stats_{next(_install_counter)}"
+    hf_model = model.bridge.original_model
+    configs = list({id(c): c for c in [hf_model.config, *_module_configs(components)]}.values())
+    saved_implementations = [c._attn_implementation for c in configs]
+    overridden = []
+    AttentionInterface.register(name, attention.attention)
+    AttentionMaskInterface.register(name, attention.padding_mask)  # mask creation reads the
+    # class-wide mapping only, and transformers has no unregister: both are popped below.
+    try:
+        for config in configs:
+            config._attn_implementation = name
+        for component in components:
+            if type(component).forward is not AttentionBridge.forward:
+                component.__dict__["forward"] = types.MethodType(AttentionBridge.forward, component)
+                overridden.append(component)
+        yield attention
+    finally:
+        for component in overridden:
+            component.__dict__.pop("forward", None)
+        for config, implementation in zip(configs, saved_implementations, strict=True):
+            config._attn_implementation = implementation
+        AttentionInterface._global_mapping.pop(name, None)
+        AttentionMaskInterface._global_mapping.pop(name, None)
+
+
+def _module_configs(components: list[Any]) -> list[Any]:
+    """Every HF config object an attention module reads `_attn_implementation` from."""
+    from transformers import PretrainedConfig
+
+    configs = []
+    for component in components:
+        for module in component.original_component.modules():
+            config = module.__dict__.get("config")
+            if isinstance(config, PretrainedConfig):
+                configs.append(config)
+    return configs
+
+
+__all__ = ["StatisticsAttention", "statistics_attention"]
