@@ -1,17 +1,19 @@
 """Fixtures for the attention-kernel tests: random q/k/v and the tolerance table.
 
-TRITON_INTERPRET=1 is set here, before any test imports triton, so the Triton kernel runs on CPU
-tensors through the interpreter (kernels.triton_attention is only imported inside the tests).
+Without CUDA, TRITON_INTERPRET=1 is set here, before any test imports triton, so the Triton kernel
+runs on CPU tensors through the interpreter (the tests import kernels.triton_* lazily, through
+the dispatcher). With CUDA the Triton tests run compiled on the GPU instead.
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
+import pytest
+import torch
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from kernels import STAT_NAMES  # noqa: E402
 
@@ -23,6 +25,12 @@ TOLERANCES = {
     torch.float16: {"out": 2e-3, "stats": 2e-5},
     torch.bfloat16: {"out": 1.6e-2, "stats": 2e-5},
 }
+
+
+@pytest.fixture
+def triton_device() -> str:
+    """Where the Triton backend runs: the GPU when there is one, else the interpreter on CPU."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @pytest.fixture

@@ -68,11 +68,13 @@ def uniform_expectations(seq: int, sink_tokens: int, mass_block: int) -> dict[st
 
 
 @pytest.mark.parametrize("backend", ["reference", "chunked", "triton"])
-def test_uniform_attention_closed_forms(backend):
-    seq, sink_tokens, mass_block = 37, 3, 8
+def test_uniform_attention_closed_forms(backend, triton_device):
+    seq, sink_tokens, mass_block = 70, 3, 8
     q = torch.zeros(1, 2, seq, 16)  # all scores 0: uniform over the visible keys
     k = torch.randn(1, 1, seq, 16, generator=torch.Generator().manual_seed(1))
     v = torch.randn(1, 1, seq, 16, generator=torch.Generator().manual_seed(2))
+    if backend == "triton":
+        q, k, v = (t.to(triton_device) for t in (q, k, v))
     out, stats = attention_with_stats(
         q,
         k,
@@ -86,10 +88,10 @@ def test_uniform_attention_closed_forms(backend):
     )
     expected = uniform_expectations(seq, sink_tokens, mass_block)
     for name in STAT_NAMES:
-        value = getattr(stats, name)[0, 1]  # [query(, width)] for head 1
+        value = getattr(stats, name)[0, 1].cpu()  # [query(, width)] for head 1
         torch.testing.assert_close(value, expected[name], atol=1e-5, rtol=1e-5, msg=name)
-    running_mean = v[0, 0].cumsum(0) / torch.arange(1, seq + 1)[:, None]  # [query, d_head]
-    torch.testing.assert_close(out[0, 1], running_mean, atol=1e-5, rtol=1e-5)
+    running_mean = v[0, 0].cpu().cumsum(0) / torch.arange(1, seq + 1)[:, None]  # [query, d_head]
+    torch.testing.assert_close(out[0, 1].cpu(), running_mean, atol=1e-5, rtol=1e-5)
 
 
 def test_distance_buckets():

@@ -1,0 +1,251 @@
+"""Triton attention forward (FlashAttention-2 style) that accumulates per-query statistics.
+
+One program per (query block, batch * head): it loads its Q block once, then walks the key blocks
+with the online softmax (running max m_i, normaliser l_i, output accumulator) in the log2 domain
+(scores pre-multiplied by sm_scale * log2(e), exp2 everywhere). Key blocks that every row of the
+query block fully sees run without a mask; only blocks crossing the causal diagonal or a
+key_length pay for one. Grouped-query attention reads kv head h // group. Plain pointer
+arithmetic with masked loads (`tl.make_block_ptr` is gone in Triton 3.9).
+
+Statistics ride along the same loop, each behind a `tl.constexpr` switch (an unused one is
+compiled out) and rescaled by alpha = exp2(m_old - m_new) like the output accumulator: entropy via
+T = sum p (s - m) (H = ln l - T / l), max_prob = 1 / l, sink, mean distance, sum of squares
+(alpha^2) and the log2 distance histogram. Per key block the histogram visits only the buckets
+the block's distance range can reach (far blocks usually reach one: no extra pass at all), and
+the last visited bucket takes the remainder of the row sum.
+
+`block_mass` is a second pass over the keys with the final m_i and l_i: the simplest correct way
+to normalise sums over key blocks whose width (mass_block) is independent of BLOCK_N. It
+recomputes Q K^T, so it about doubles the cost, and only runs when requested.
+
+Caveats: UPCAST (set by the launcher under TRITON_INTERPRET=1 only) turns fp16/bf16 tiles into
+fp32 before tl.dot, because bf16 tl.dot gives garbage in the interpreter; on a GPU tiles stay in
+the input dtype and P is cast to it for P V, as FlashAttention does. Offsets are int32: fine up
+to 2^31 elements per tensor.
+"""
+
+import triton
+import triton.language as tl
+
+# fmt: off
+# (argument lists are kept compact by hand; ruff format would put each on its own line)
+
+
+@triton.jit
+def _bucket(distance, n_buckets):
+    """Log2 distance bucket of non-negative int32 distances: 0 for 0, else floor(log2 d) + 1,
+    clamped to n_buckets - 1. Exact: reads the float32 exponent instead of rounding a log."""
+    bits = distance.to(tl.float32).to(tl.int32, bitcast=True)
+    bucket = tl.where(distance == 0, 0, ((bits >> 23) & 0xFF) - 126)
+    return tl.minimum(bucket, n_buckets - 1)
+
+
+@triton.jit
+def _load_rows(ptrs, rows_ok, d_ok, MASK_ROWS: tl.constexpr, EVEN_D: tl.constexpr,
+               UPCAST: tl.constexpr):
+    """Load a [rows, BLOCK_D] tile; out-of-bounds entries read as 0."""
+    if MASK_ROWS:
+        tile = tl.load(ptrs, mask=rows_ok[:, None] & d_ok[None, :], other=0.0)
+    elif EVEN_D:
+        tile = tl.load(ptrs)
+    else:
+        tile = tl.load(ptrs, mask=d_ok[None, :], other=0.0)
+    if UPCAST:
+        tile = tile.to(tl.float32)
+    return tile
+
+
+@triton.jit
+def _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset, qk_scale,
+            MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
+            UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr):
+    """Scores in log2 units [BLOCK_M, BLOCK_N] (-inf where masked, if MASKED) and visibility."""
+    k = _load_rows(k_ptrs, offs_n < seq_k, d_ok, MASKED, EVEN_D, UPCAST)  # [BLOCK_N, BLOCK_D]
+    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale  # [BLOCK_M, BLOCK_N]
+    visible = offs_n[None, :] < key_length  # [1, BLOCK_N]
+    if CAUSAL:
+        visible = visible & (offs_n[None, :] <= offs_m[:, None] + key_offset)  # [BLOCK_M, BLOCK_N]
+    if MASKED:
+        s = tl.where(visible, s, float("-inf"))
+    return s, visible
+
+
+@triton.jit
+def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
+          offs_m, offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, sink_tokens,
+          n_buckets, m_i, l_i, acc, t, sink, dist, sum_sq, hist,
+          MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
+          UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
+          WRITE_OUT: tl.constexpr, HAS_ENTROPY: tl.constexpr, HAS_SINK: tl.constexpr,
+          HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
+          BUCKETS_PAD: tl.constexpr):
+    """Fold key block [start_n, start_n + BLOCK_N) into the running state of one query block."""
+    offs_n = start_n + offs_n0  # [BLOCK_N] key positions
+    k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
+    s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
+                         qk_scale, MASKED, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
+    m_new = tl.maximum(m_i, tl.max(s, 1))  # [BLOCK_M]; m_i starts at -1e30, so stays finite
+    alpha = tl.exp2(m_i - m_new)
+    shifted = s - m_new[:, None]  # [BLOCK_M, BLOCK_N], -inf where masked
+    p = tl.exp2(shifted)  # unnormalised probabilities relative to m_new
+    row_sum = tl.sum(p, 1)
+    if HAS_ENTROPY:
+        if MASKED:
+            shifted = tl.where(visible, shifted, 0.0)  # avoid 0 * -inf
+        t = alpha * (t + (m_i - m_new) * l_i) + tl.sum(p * shifted, 1)
+    l_i = l_i * alpha + row_sum
+    if HAS_SINK:
+        sink = sink * alpha
+        if start_n < sink_tokens:
+            sink += tl.sum(tl.where(offs_n[None, :] < sink_tokens, p, 0.0), 1)
+    if HAS_DIST or HAS_HIST:
+        distance = tl.abs(offs_m[:, None] + key_offset - offs_n[None, :])  # [BLOCK_M, BLOCK_N]
+    if HAS_DIST:
+        dist = dist * alpha + tl.sum(p * distance.to(tl.float32), 1)
+    if HAS_SUM_SQ:
+        sum_sq = sum_sq * alpha * alpha + tl.sum(p * p, 1)
+    if HAS_HIST:
+        hist = hist * alpha[:, None]
+        # the tile's range of signed distances i' - j gives its range of buckets (monotone in |d|)
+        nearest = tl.min(offs_m) + key_offset - (start_n + BLOCK_N - 1)
+        farthest = tl.max(offs_m) + key_offset - start_n
+        low_d = tl.where(nearest > 0, nearest, tl.where(farthest < 0, -farthest, 0))
+        high_d = tl.maximum(tl.abs(nearest), tl.abs(farthest))
+        low, high = _bucket(low_d, n_buckets), _bucket(high_d, n_buckets)
+        buckets = _bucket(distance, n_buckets)  # [BLOCK_M, BLOCK_N]
+        columns = tl.arange(0, BUCKETS_PAD)[None, :]  # [1, BUCKETS_PAD]
+        remainder = row_sum
+        for b in range(low, high):
+            mass = tl.sum(tl.where(buckets == b, p, 0.0), 1)  # [BLOCK_M]
+            hist += tl.where(columns == b, mass[:, None], 0.0)
+            remainder -= mass
+        hist += tl.where(columns == high, remainder[:, None], 0.0)
+    if WRITE_OUT:
+        v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :] * stride_vd
+        v = _load_rows(v_ptrs, offs_n < seq_k, d_ok, MASKED, EVEN_D, UPCAST)  # [BLOCK_N, BLOCK_D]
+        acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
+    return m_new, l_i, acc, t, sink, dist, sum_sq, hist
+
+
+@triton.jit
+def _block_mass_pass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, rows_ok, seq_k,
+                     key_length, key_end, key_offset, qk_scale, m_i, l_i, out_ptr,
+                     n_mass_blocks, mass_block, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
+                     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_MB: tl.constexpr):
+    """Second pass: probability mass of every visible key block of width mass_block."""
+    offs_t = tl.arange(0, BLOCK_MB)
+    inv_l = 1.0 / l_i
+    for block in range(0, tl.cdiv(key_end, mass_block)):
+        mass = tl.zeros_like(l_i)
+        block_start = block * mass_block
+        block_end = tl.minimum(block_start + mass_block, key_end)
+        for start_n in range(block_start, block_end, BLOCK_MB):
+            offs_n = start_n + offs_t
+            k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
+            s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
+                                 qk_scale, True, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
+            s = tl.where(offs_n[None, :] < block_end, s, float("-inf"))  # [BLOCK_M, BLOCK_MB]
+            mass += tl.sum(tl.exp2(s - m_i[:, None]), 1)
+        tl.store(out_ptr + offs_m * n_mass_blocks + block, mass * inv_l, mask=rows_ok)
+
+
+@triton.jit
+def _attention_stats_kernel(
+    Q, K, V, Out, KeyLengths, Lse, Entropy, MaxProb, Sink, MeanDistance, SumSq, Hist, BlockMass,
+    stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om, stride_od,
+    heads_q, group, seq_q, seq_k, qk_scale, sink_tokens, n_buckets, mass_block, n_mass_blocks,
+    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_MB: tl.constexpr, BUCKETS_PAD: tl.constexpr, CAUSAL: tl.constexpr,
+    HAS_KEY_LENGTHS: tl.constexpr, WRITE_OUT: tl.constexpr, HAS_LSE: tl.constexpr,
+    HAS_ENTROPY: tl.constexpr, HAS_MAX_PROB: tl.constexpr, HAS_SINK: tl.constexpr,
+    HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
+    HAS_BLOCK_MASS: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)  # batch * heads_q + head
+    batch = pid_bh // heads_q
+    head = pid_bh % heads_q
+    kv_head = head // group
+    EVEN_D: tl.constexpr = HEAD_DIM == BLOCK_D
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # [BLOCK_M] query rows
+    offs_n0 = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    rows_ok = offs_m < seq_q
+    d_ok = offs_d < HEAD_DIM
+    q_ptrs = (Q + batch * stride_qb + head * stride_qh
+              + offs_m[:, None] * stride_qm + offs_d[None, :] * stride_qd)
+    q = _load_rows(q_ptrs, rows_ok, d_ok, True, EVEN_D, UPCAST)  # [BLOCK_M, BLOCK_D]
+    k_base = K + batch * stride_kb + kv_head * stride_kh
+    v_base = V + batch * stride_vb + kv_head * stride_vh
+
+    key_offset = seq_k - seq_q  # query i sits at key position i + key_offset
+    key_length = seq_k
+    if HAS_KEY_LENGTHS:
+        key_length = tl.load(KeyLengths + batch).to(tl.int32)
+    key_end = key_length  # keys some row of this block sees
+    full_end = key_length  # keys every row of this block sees
+    if CAUSAL:
+        last_row = tl.minimum(pid_m * BLOCK_M + BLOCK_M, seq_q) - 1
+        key_end = tl.minimum(key_end, last_row + key_offset + 1)
+        full_end = tl.minimum(full_end, pid_m * BLOCK_M + key_offset + 1)
+    full_end = (full_end // BLOCK_N) * BLOCK_N  # whole key blocks that need no mask
+
+    m_i = tl.zeros([BLOCK_M], dtype=tl.float32) - 1.0e30  # finite: alpha never sees inf - inf
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    t = tl.zeros([BLOCK_M], dtype=tl.float32)
+    sink = tl.zeros([BLOCK_M], dtype=tl.float32)
+    dist = tl.zeros([BLOCK_M], dtype=tl.float32)
+    sum_sq = tl.zeros([BLOCK_M], dtype=tl.float32)
+    hist = tl.zeros([BLOCK_M, BUCKETS_PAD], dtype=tl.float32)
+    for start_n in range(0, full_end, BLOCK_N):
+        m_i, l_i, acc, t, sink, dist, sum_sq, hist = _tile(
+            q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
+            offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, sink_tokens,
+            n_buckets, m_i, l_i, acc, t, sink, dist, sum_sq, hist, False, CAUSAL, EVEN_D,
+            UPCAST, DOT_PRECISION, BLOCK_N, WRITE_OUT, HAS_ENTROPY, HAS_SINK, HAS_DIST,
+            HAS_SUM_SQ, HAS_HIST, BUCKETS_PAD)
+    for start_n in range(full_end, key_end, BLOCK_N):
+        m_i, l_i, acc, t, sink, dist, sum_sq, hist = _tile(
+            q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
+            offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, sink_tokens,
+            n_buckets, m_i, l_i, acc, t, sink, dist, sum_sq, hist, True, CAUSAL, EVEN_D,
+            UPCAST, DOT_PRECISION, BLOCK_N, WRITE_OUT, HAS_ENTROPY, HAS_SINK, HAS_DIST,
+            HAS_SUM_SQ, HAS_HIST, BUCKETS_PAD)
+
+    row = pid_bh * seq_q + offs_m  # flat index into [batch * heads_q, seq_q]
+    inv_l = 1.0 / l_i
+    ln2 = 0.6931471805599453
+    if WRITE_OUT:
+        out_ptrs = (Out + batch * stride_ob + head * stride_oh
+                    + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od)
+        out = acc * inv_l[:, None]  # [BLOCK_M, BLOCK_D]
+        tl.store(out_ptrs, out.to(Out.dtype.element_ty), mask=rows_ok[:, None] & d_ok[None, :])
+    if HAS_LSE:
+        tl.store(Lse + row, (m_i + tl.log2(l_i)) * ln2, mask=rows_ok)
+    if HAS_ENTROPY:
+        entropy = tl.log(l_i) - t * ln2 * inv_l  # t is in log2 units
+        tl.store(Entropy + row, tl.maximum(entropy, 0.0), mask=rows_ok)
+    if HAS_MAX_PROB:
+        tl.store(MaxProb + row, inv_l, mask=rows_ok)
+    if HAS_SINK:
+        tl.store(Sink + row, sink * inv_l, mask=rows_ok)
+    if HAS_DIST:
+        tl.store(MeanDistance + row, dist * inv_l, mask=rows_ok)
+    if HAS_SUM_SQ:
+        tl.store(SumSq + row, sum_sq * inv_l * inv_l, mask=rows_ok)
+    if HAS_HIST:
+        columns = tl.arange(0, BUCKETS_PAD)
+        hist_ptrs = Hist + row[:, None] * n_buckets + columns[None, :]  # [BLOCK_M, BUCKETS_PAD]
+        tl.store(hist_ptrs, hist * inv_l[:, None],
+                 mask=rows_ok[:, None] & (columns[None, :] < n_buckets))
+    if HAS_BLOCK_MASS:
+        _block_mass_pass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, rows_ok, seq_k,
+                         key_length, key_end, key_offset, qk_scale, m_i, l_i,
+                         BlockMass + pid_bh * seq_q * n_mass_blocks, n_mass_blocks, mass_block,
+                         CAUSAL, EVEN_D, UPCAST, DOT_PRECISION, BLOCK_MB)
+
+
+# fmt: on
