@@ -7,8 +7,14 @@ from typing import Any
 
 # Public name -> module; imported on first use, so `import analysis` stays light.
 _EXPORTS = {
-    "attention_stats": "analysis.attention_stats",
     "HeadStats": "analysis.head_stats",
+    "qk_ov_svd": "analysis.head_svd",
+    "HeadSVD": "analysis.head_svd",
+    "decompose_score": "analysis.score_decomposition",
+    "upstream_contributions": "analysis.score_decomposition",
+    "firing_pairs": "analysis.score_decomposition",
+    "ScoreDecomposition": "analysis.score_decomposition",
+    "UpstreamContributions": "analysis.score_decomposition",
 }
 
 
@@ -19,4 +25,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(_EXPORTS)
+    return sorted([*_EXPORTS, "attention_stats"])
+
+
+# Imported eagerly: the function shares its module's name, and once `analysis.attention_stats`
+# is imported the package attribute would be the submodule (module __getattr__ never runs).
+from analysis.attention_stats import attention_stats as attention_stats  # noqa: E402
