@@ -3,7 +3,8 @@
 #
 #   scripts/install.sh          create .venv if missing, install torch (CPU wheel) then the
 #                               package in editable mode with its test extras
-#   scripts/install.sh --test   also install Debian's chromium + chromium-driver (browser tests)
+#   scripts/install.sh --test   also the ray extra (scale-out tests) and Debian's chromium +
+#                               chromium-driver (browser tests)
 #
 # Torch is installed first and pinned (torch==2.13.0), so pip never resolves a multi-GB CUDA
 # build; a local wheel folder (WORKBENCH_WHEELS, default /opt/wheels) is used when present.
@@ -20,10 +21,11 @@ WHEELS="${WORKBENCH_WHEELS:-/opt/wheels}"
 TORCH_PIN="torch==2.13.0"
 STAMP="$VENV/.workbench-install-stamp"
 WITH_TEST=0
+EXTRAS=test
 
 for arg in "$@"; do
   case "$arg" in
-    --test) WITH_TEST=1 ;;
+    --test) WITH_TEST=1 EXTRAS=test,ray ;;
     -h | --help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $arg (use --test)" >&2; exit 2 ;;
   esac
@@ -49,7 +51,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   run "create the virtual environment" "$PYTHON" -m venv "$VENV"
 fi
 
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $EXTRAS"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" && -x "$VENV/bin/workbench" ]]; then
   : # up to date
 else
@@ -59,8 +61,8 @@ else
   [[ -d "$WHEELS" ]] && find_links=(--find-links "$WHEELS")
   run "upgrade pip" "${pip[@]}" install --upgrade pip
   run "install $TORCH_PIN" "${pip[@]}" install "${find_links[@]}" "$TORCH_PIN"
-  run "install the workbench (pip install -e '.[test]')" \
-    "${pip[@]}" install "${find_links[@]}" -e '.[test]'
+  run "install the workbench (pip install -e '.[$EXTRAS]')" \
+    "${pip[@]}" install "${find_links[@]}" -e ".[$EXTRAS]"
   echo "$want" >"$STAMP"
 fi
 
