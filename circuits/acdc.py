@@ -1,0 +1,113 @@
+"""ACDC-style greedy edge pruning (Conmy et al. 2023).
+
+Start from the full model. Visit the ports from the readout back towards the input (reverse
+topological order) and, for each edge into a port, try patching it to its corrupted value on
+top of everything already removed. If the distance to the clean model grows by less than
+`threshold`, the edge stays removed; otherwise it is restored. One forward pass per edge.
+
+distance: "kl" - mean KL divergence of the clean model's next-token distribution from the
+pruned model's, at the positions the task's metric reads (answer positions for IOI, the
+second copy for induction, every position otherwise); "metric" - |mean metric(pruned) - mean
+metric(clean)|. The edge's score is the (negated) growth in distance measured when it was
+tried, so kept edges have large |score| and `prune(top_n=...)` re-ranks them.
+
+Caveats: greedy and order-dependent like ACDC; pre-LN decoders only; one minibatch holds all
+prompts (the intervention on each edge is evaluated on the whole task).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm.auto import tqdm
+
+from circuits.batching import PassCounter
+from circuits.circuit import Circuit
+from circuits.edge_patching import EdgePatcher
+from circuits.graph import build_graph
+
+if TYPE_CHECKING:
+    from workbench.model import Model
+    from workbench.tasks import Task
+
+DISTANCES = ("kl", "metric")
+
+
+def _read_positions(task: Task, logits: torch.Tensor) -> torch.Tensor:
+    """`[batch, n, d_vocab]` logits at the positions the task's metric reads."""
+    if hasattr(task, "answer_pos"):
+        rows = torch.arange(logits.shape[0])
+        return logits[rows, task.answer_pos][:, None]  # [batch, 1, d_vocab]
+    if hasattr(task, "positions"):
+        return logits[:, task.positions()]  # [batch, n, d_vocab]
+    return logits
+
+
+def _distance(task: Task, kind: str, clean_logprobs: torch.Tensor, clean_metric: float):
+    def distance(logits: torch.Tensor) -> float:
+        if kind == "metric":
+            return abs(task.metric(logits).double().mean().item() - clean_metric)
+        logprobs = _read_positions(task, logits).double().log_softmax(-1)
+        kl = (clean_logprobs.exp() * (clean_logprobs - logprobs)).sum(-1)  # [batch, n]
+        return kl.mean().item()
+
+    return distance
+
+
+@torch.no_grad()
+def acdc(
+    model: Model,
+    task: Task,
+    *,
+    threshold: float = 0.01,
+    distance: str = "kl",
+    progress: bool = False,
+    seed: int = 0,
+) -> Circuit:
+    """Greedy ACDC pruning; returns the kept edges as the circuit (see module docstring)."""
+    if distance not in DISTANCES:
+        raise ValueError(f"distance: unknown distance {distance!r}; choose from {DISTANCES}")
+    if threshold < 0:
+        raise ValueError(f"threshold: must be >= 0, got {threshold}")
+    torch.manual_seed(seed)
+    start, counter = time.perf_counter(), PassCounter()
+    graph = build_graph(model, readout=task.readout)
+    patcher = EdgePatcher(model, graph)
+    clean = task.clean_tokens.to(model.device)
+    source = patcher.writer_outputs(task.corrupted_tokens.to(model.device))
+    clean_logits = model(clean)
+    counter.forward += 2
+    clean_logprobs = _read_positions(task, clean_logits).double().log_softmax(-1)
+    measure = _distance(task, distance, clean_logprobs, task.metric(clean_logits).mean().item())
+    removed = torch.zeros(graph.n_edges)
+    scores = torch.zeros(graph.n_edges, dtype=torch.float64)
+    current = 0.0
+    port_rank = {p.name: i for i, p in enumerate(graph.ports)}
+    order = sorted(range(graph.n_edges), key=lambda e: -port_rank[graph.edges[e][1]])
+    for e in tqdm(order, disable=not progress, desc="ACDC"):
+        removed[e] = 1.0
+        trial = measure(patcher.forward(clean, removed, source))
+        counter.forward += 1
+        scores[e] = -(trial - current)
+        if trial - current < threshold:
+            current = trial
+        else:
+            removed[e] = 0.0
+    circuit = Circuit.from_scores(
+        graph,
+        task=task.name,
+        method="acdc",
+        scores=scores,
+        config={
+            "threshold": threshold,
+            "distance": distance,
+            "final_distance": current,
+            "seed": seed,
+            "runtime_s": time.perf_counter() - start,
+            **counter.as_dict(),
+        },
+    )
+    return dataclasses.replace(circuit, included=removed == 0)

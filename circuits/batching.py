@@ -1,0 +1,55 @@
+"""Minibatches of a task, and pass counting for the benchmark.
+
+`task_batches(task, batch_size)` yields sub-tasks: the same task type with every per-prompt
+field (tensors and tuples whose first dimension is the prompt count) sliced, so each sub-task's
+`metric` reads its own prompts' answer positions and tokens.
+
+`PassCounter` counts forward and backward passes (one per minibatch run) so the benchmark can
+report the cost of each method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from workbench.tasks import Task
+
+
+def task_slice(task: Task, start: int, stop: int) -> Task:
+    """The prompts `start:stop` of `task` as a task of the same type."""
+    n = task.n_prompts
+    changes = {}
+    for f in dataclasses.fields(task):
+        value = getattr(task, f.name)
+        if (
+            isinstance(value, torch.Tensor)
+            and value.dim() > 0
+            and value.shape[0] == n
+            or isinstance(value, tuple)
+            and len(value) == n
+        ):
+            changes[f.name] = value[start:stop]
+    return dataclasses.replace(task, **changes)
+
+
+def task_batches(task: Task, batch_size: int) -> Iterator[Task]:
+    """Consecutive sub-tasks of at most `batch_size` prompts."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size: need at least 1, got {batch_size}")
+    for start in range(0, task.n_prompts, batch_size):
+        yield task_slice(task, start, min(start + batch_size, task.n_prompts))
+
+
+@dataclass
+class PassCounter:
+    """Forward/backward passes run by a method (each minibatch pass counts once)."""
+
+    forward: int = 0
+    backward: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"n_forward": self.forward, "n_backward": self.backward}

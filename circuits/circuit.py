@@ -1,0 +1,185 @@
+"""`Circuit`: scored edges of a model's computational graph, and the subset kept.
+
+Every tracing method returns one. `scores[e]` is the method's estimate of what happens to the
+task metric when edge `edges[e]` is patched to its corrupted value (negative = the edge
+carries the behaviour; ranking uses the magnitude). `included[e]` marks the edges in the
+circuit (all of them until `prune` is called). Node-level methods fill `node_scores` (and
+`position_scores` `[node, pos]` for per-position patching) and give each edge a derived score
+(see `circuits.patching`).
+
+Caveats: `prune` ranks by `|score|`; ties keep the fixed edge order of `circuits.graph`.
+`plot()` draws only the included edges, laid out by layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+
+from circuits.graph import Graph
+from workbench.results import Result
+
+
+def _layer_of(node: str) -> float:
+    """x coordinate of a node in the layered plot."""
+    if node == "input":
+        return 0.0
+    if node == "output":
+        return float("inf")
+    layer = int(node[1:].split(".")[0])
+    return 1.0 + 2 * layer + (1 if node.startswith("m") else 0)
+
+
+@dataclass(frozen=True, eq=False)
+class Circuit(Result):
+    """Edges, their scores and the kept subset (see module docstring)."""
+
+    model: str
+    task: str
+    method: str
+    edges: tuple[str, ...]  # "upstream->port" labels, e.g. "a0.1->a1.3<k>"
+    scores: torch.Tensor  # [edge] float64
+    included: torch.Tensor  # [edge] bool
+    nodes: tuple[str, ...] = ()  # every node of the graph
+    node_scores: torch.Tensor | None = None  # [node] for node-level methods
+    position_scores: torch.Tensor | None = None  # [node, pos] for per-position patching
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.edges)
+        if self.scores.shape != (n,):
+            raise ValueError(f"scores: shape {tuple(self.scores.shape)} != ({n},) edges")
+        if self.included.shape != (n,) or self.included.dtype != torch.bool:
+            raise ValueError(f"included: need a bool tensor of shape ({n},)")
+
+    @classmethod
+    def from_scores(
+        cls, graph: Graph, *, task: str, method: str, scores: torch.Tensor, **extra: Any
+    ) -> Circuit:
+        """A circuit over every edge of `graph` with `scores` `[edge]` (all edges included)."""
+        return cls(
+            model=graph.model_name,
+            task=task,
+            method=method,
+            edges=graph.edge_labels,
+            scores=scores.detach().double().cpu(),
+            included=torch.ones(graph.n_edges, dtype=torch.bool),
+            nodes=graph.nodes,
+            **extra,
+        )
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_edges(self) -> int:
+        return int(self.included.sum())
+
+    @property
+    def kept_edges(self) -> list[str]:
+        return [e for e, keep in zip(self.edges, self.included.tolist(), strict=True) if keep]
+
+    @property
+    def kept_nodes(self) -> list[str]:
+        """Nodes touched by an included edge (ports map to their node; kv ports to `a{L}.{g}`)."""
+        seen: dict[str, None] = {}
+        for label in self.kept_edges:
+            upstream, port = label.split("->")
+            seen.setdefault(upstream)
+            seen.setdefault(port.split("<")[0])
+        return list(seen)
+
+    def ranking(self) -> torch.Tensor:
+        """Edge indices, most important first (by |score|, stable)."""
+        return torch.sort(self.scores.abs(), descending=True, stable=True).indices
+
+    # ------------------------------------------------------------------ pruning
+    def prune(self, *, top_n: int | None = None, threshold: float | None = None) -> Circuit:
+        """A copy keeping the `top_n` edges by |score|, or those with |score| >= threshold."""
+        if (top_n is None) == (threshold is None):
+            raise ValueError("prune: give exactly one of top_n or threshold")
+        if top_n is not None:
+            if not 0 <= top_n <= len(self.edges):
+                raise ValueError(f"top_n: {top_n} is outside 0..{len(self.edges)}")
+            keep = torch.zeros(len(self.edges), dtype=torch.bool)
+            keep[self.ranking()[:top_n]] = True
+        else:
+            if threshold < 0:
+                raise ValueError(f"threshold: must be >= 0, got {threshold}")
+            keep = self.scores.abs() >= threshold
+        config = {**self.config, "pruned": {"top_n": top_n, "threshold": threshold}}
+        return dataclasses.replace(self, included=keep, config=config)
+
+    # ------------------------------------------------------------------ tables and plots
+    def to_frame(self) -> pd.DataFrame:
+        upstream, port = zip(*(e.split("->") for e in self.edges), strict=True)
+        rank = torch.empty(len(self.edges), dtype=torch.long)
+        rank[self.ranking()] = torch.arange(len(self.edges))
+        return pd.DataFrame(
+            {
+                "edge": list(self.edges),
+                "upstream": list(upstream),
+                "port": list(port),
+                "downstream": [p.split("<")[0] for p in port],
+                "score": self.scores.double().numpy(),
+                "abs_score": self.scores.double().abs().numpy(),
+                "rank": rank.numpy(),
+                "in_circuit": self.included.numpy(),
+            }
+        )
+
+    def plot(self, kind: str | None = None, **kwargs: Any):
+        """Layered graph of the included edges (line width ~ |score|)."""
+        import plotly.graph_objects as go
+
+        if kind not in (None, "graph"):
+            raise ValueError(f"kind: unknown plot kind {kind!r}; choose 'graph'")
+        frame = self.to_frame()
+        frame = frame[frame.in_circuit]
+        nodes = sorted(set(frame.upstream) | set(frame.downstream), key=_layer_of)
+        finite = [_layer_of(n) for n in nodes if n != "output"]
+        out_x = (max(finite) if finite else 0.0) + 1.0
+        columns: dict[float, list[str]] = {}
+        for n in nodes:
+            columns.setdefault(out_x if n == "output" else _layer_of(n), []).append(n)
+        pos = {
+            n: (x, i - (len(col) - 1) / 2) for x, col in columns.items() for i, n in enumerate(col)
+        }
+        biggest = float(frame.abs_score.max()) if len(frame) else 1.0
+        fig = go.Figure()
+        for row in frame.itertuples():
+            (x0, y0), (x1, y1) = pos[row.upstream], pos[row.downstream]
+            fig.add_trace(
+                go.Scatter(
+                    x=[x0, x1],
+                    y=[y0, y1],
+                    mode="lines",
+                    line={
+                        "width": 0.5 + 5 * row.abs_score / (biggest or 1.0),
+                        "color": "crimson" if row.score < 0 else "steelblue",
+                    },
+                    hovertext=f"{row.edge}: {row.score:.4g}",
+                    hoverinfo="text",
+                    showlegend=False,
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[pos[n][0] for n in nodes],
+                y=[pos[n][1] for n in nodes],
+                mode="markers+text",
+                text=nodes,
+                textposition="top center",
+                marker={"size": 12, "color": "black"},
+                showlegend=False,
+            )
+        )
+        fig.update_layout(
+            title=f"{self.method} circuit of {self.model} on {self.task} ({self.n_edges} edges)",
+            xaxis={"visible": False},
+            yaxis={"visible": False},
+            **kwargs,
+        )
+        return fig

@@ -1,0 +1,134 @@
+"""ACDC, faithfulness/completeness, the `trace` entry point, encoders, and the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from circuits import (
+    Circuit,
+    acdc,
+    activation_patching,
+    completeness,
+    exhaustive_patching,
+    faithfulness,
+    faithfulness_curve,
+    reference_circuit,
+    roc_auc,
+    trace,
+)
+
+
+def test_faithfulness_of_full_and_empty_circuits(ioi):
+    model, task = ioi
+    full = trace(model, task, method="eap")
+    assert faithfulness(model, task, full)["faithfulness"] == pytest.approx(1.0, abs=1e-6)
+    empty = full.prune(top_n=0)
+    assert faithfulness(model, task, empty)["faithfulness"] == pytest.approx(0.0, abs=1e-4)
+    assert completeness(model, task, full)["completeness"] == pytest.approx(1.0, abs=1e-4)
+    curve = faithfulness_curve(model, task, full, sizes=[0, 55, 110])
+    assert curve.faithfulness.iloc[-1] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_acdc_thresholds_bracket_the_graph(ioi):
+    model, task = ioi
+    keep_all = acdc(model, task, threshold=0.0, distance="metric")
+    assert keep_all.n_edges > 0
+    drop_all = acdc(model, task, threshold=1e9)
+    assert drop_all.n_edges == 0
+    assert keep_all.config["n_forward"] == 2 + len(keep_all.edges)
+
+
+@pytest.mark.slow
+def test_eap_ig_ranks_exhaustive_reference_well(ioi):
+    model, task = ioi
+    truth = exhaustive_patching(model, task)
+    reference = reference_circuit(truth, gap=task.summary(model)["gap"], share=0.01)
+    assert roc_auc(truth, reference) == 1.0  # the reference is a threshold on these scores
+    assert roc_auc(trace(model, task, method="eap-ig", ig_steps=5), reference) > 0.85
+
+
+def test_trace_rejects_unknown_method_and_options(ioi):
+    model, task = ioi
+    with pytest.raises(ValueError, match="method"):
+        trace(model, task, method="magic")
+    with pytest.raises(ValueError, match="options"):
+        trace(model, task, method="eap", ig_steps=3)
+    pruned = trace(model, task, method="eap", top_n=5)
+    assert isinstance(pruned, Circuit) and pruned.n_edges == 5
+
+
+@pytest.mark.slow
+def test_minilm_node_patching_works_and_edge_methods_refuse(zoo_model):
+    from workbench.tasks import make_task
+
+    model = zoo_model("minilm")
+    task = make_task("similarity", model, n=4)
+    circuit = activation_patching(model, task, ablation="resample")
+    assert circuit.node_scores.shape == (1 + 6 * 13 + 1,)
+    assert circuit.node_scores.isfinite().all() and circuit.node_scores[-1] < 0
+    with pytest.raises(ValueError, match="pre-LN decoder"):
+        trace(model, task, method="eap")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.mark.slow
+def test_cli_circuit_then_faithfulness(tmp_path):
+    import json
+
+    out = tmp_path / "c.json"
+    done = run_cli(
+        "circuit",
+        "tiny-ioi",
+        "ioi",
+        "--method",
+        "eap",
+        "--top-n",
+        "20",
+        "--n",
+        "4",
+        "--json",
+        "--out",
+        str(out),
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["n_edges"] == 20 and len(payload["top_edges"]) == 10
+    assert Circuit.from_json(out.read_text()).n_edges == 20
+    done = run_cli("faithfulness", "tiny-ioi", "ioi", "--circuit", str(out), "--n", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    assert 0.0 <= json.loads(done.stdout)["edge_share"] <= 0.2
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["circuit", "tiny-ioi", "nosuchtask"], "task"),
+        (["circuit", "tiny-ioi", "ioi", "--method", "nope"], "--method"),
+        (["circuit", "no-such-model", "ioi"], "model"),
+        (["faithfulness", "tiny-ioi", "ioi", "--circuit", "/nonexistent.json"], "--circuit"),
+    ],
+)
+def test_cli_bad_input_exits_2_with_one_line(args, needle):
+    done = run_cli(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]
+
+
+def test_scores_are_float64_on_cpu(induction):
+    model, task = induction
+    circuit = trace(model, task, method="eap")
+    assert circuit.scores.dtype == torch.float64 and circuit.scores.device.type == "cpu"

@@ -1,0 +1,107 @@
+"""Unit tests for the graph, `Circuit` (prune, frame, JSON, plot) and ROC/AUC (no models)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from circuits.circuit import Circuit
+from circuits.evaluation import roc_auc, roc_curve
+from circuits.graph import Graph
+
+
+def make_graph(n_layers=2, n_heads=4, n_kv=4, mlp=True) -> Graph:
+    return Graph("toy", n_layers, n_heads, n_kv, mlp, True, None)
+
+
+def edge_count(n_layers, n_heads, n_kv, mlp=True):
+    """Closed-form edge count of the ACDC graph (independent of `Graph`)."""
+    total = 0
+    for layer in range(n_layers):
+        upstream_attn = 1 + layer * (n_heads + mlp)
+        total += (n_heads + 2 * n_kv) * upstream_attn
+        if mlp:
+            total += upstream_attn + n_heads
+    return total + 1 + n_layers * (n_heads + mlp)
+
+
+@pytest.mark.parametrize(
+    "shape", [(2, 4, 4, True), (2, 8, 4, True), (3, 6, 2, False), (1, 1, 1, True)]
+)
+def test_edge_count_matches_closed_form(shape):
+    graph = make_graph(*shape)
+    assert graph.n_edges == edge_count(*shape)
+    assert len(set(graph.edge_labels)) == graph.n_edges
+
+
+def test_tiny_ioi_graph_has_110_edges_and_kv_ports_per_kv_head():
+    assert make_graph().n_edges == 110
+    gqa = make_graph(2, 8, 4)
+    ports = [p.name for p in gqa.ports if p.layer == 1]
+    assert "a1.7<q>" in ports and "a1.3<k>" in ports and "a1.4<k>" not in ports
+    assert gqa.n_edges == 222
+
+
+def test_upstream_respects_layer_order():
+    graph = make_graph()
+    port = next(p for p in graph.ports if p.name == "m0")
+    assert graph.upstream_of(port) == ["input", "a0.0", "a0.1", "a0.2", "a0.3"]
+    port = next(p for p in graph.ports if p.name == "a1.2<v>")
+    assert "m0" in graph.upstream_of(port) and "a1.0" not in graph.upstream_of(port)
+
+
+def make_circuit(scores) -> Circuit:
+    graph = make_graph()
+    return Circuit.from_scores(graph, task="ioi", method="test", scores=torch.as_tensor(scores))
+
+
+def test_prune_top_n_and_threshold():
+    scores = torch.linspace(-1, 1, 110, dtype=torch.float64)
+    circuit = make_circuit(scores)
+    top = circuit.prune(top_n=3)
+    assert top.n_edges == 3
+    assert set(top.kept_edges) == {circuit.edges[i] for i in (0, 109, 1)}
+    kept = circuit.prune(threshold=0.9)
+    assert kept.n_edges == int((scores.abs() >= 0.9).sum())
+    with pytest.raises(ValueError, match="top_n"):
+        circuit.prune(top_n=111)
+    with pytest.raises(ValueError, match="exactly one"):
+        circuit.prune()
+
+
+def test_json_round_trip_is_exact_including_labels():
+    gen = torch.Generator().manual_seed(0)
+    circuit = make_circuit(torch.randn(110, generator=gen, dtype=torch.float64)).prune(top_n=7)
+    back = Circuit.from_json(circuit.to_json())
+    assert back.edges == circuit.edges and back.nodes == circuit.nodes
+    assert torch.equal(back.scores, circuit.scores)
+    assert torch.equal(back.included, circuit.included)
+    assert back.config == circuit.config and back.method == "test"
+    assert back.to_frame().equals(circuit.to_frame())
+
+
+def test_frame_and_plot():
+    circuit = make_circuit(torch.arange(110, dtype=torch.float64)).prune(top_n=5)
+    frame = circuit.to_frame()
+    assert frame.in_circuit.sum() == 5
+    assert frame.loc[frame["rank"] == 0, "edge"].item() == circuit.edges[109]
+    fig = circuit.plot()
+    assert len(fig.data) == 5 + 1  # one line per kept edge, one node trace
+    assert set(circuit.kept_nodes) <= set(circuit.nodes) | {"a1.0", "a1.1", "a1.2", "a1.3"}
+
+
+def test_roc_auc_matches_sklearn():
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.randn(110, generator=gen, dtype=torch.float64)
+    scores[::7] = scores[3]  # ties
+    reference = torch.rand(110, generator=gen) > 0.6
+    expected = roc_auc_score(reference.numpy(), scores.abs().numpy())
+    assert roc_auc(scores, reference) == pytest.approx(expected, abs=1e-12)
+    curve = roc_curve(scores, reference)
+    assert curve.tpr.iloc[-1] == 1.0 and curve.fpr.iloc[-1] == 1.0
+
+
+def test_roc_auc_rejects_one_class_reference():
+    with pytest.raises(ValueError, match="reference"):
+        roc_auc(torch.ones(110), torch.ones(110, dtype=torch.bool))

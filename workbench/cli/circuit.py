@@ -1,0 +1,78 @@
+"""`workbench circuit MODEL TASK --method M`: trace a task's circuit and print its top edges."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from workbench.cli._common import UsageError, emit
+
+CLI_METHODS = ("activation", "path", "eap", "eap-ig", "acdc", "exhaustive")
+
+
+def _text(payload: dict) -> str:
+    lines = [
+        f"{payload['method']} circuit of {payload['model']} on {payload['task']}: "
+        f"{payload['n_edges']} of {payload['n_edges_total']} edges"
+    ]
+    lines += [f"  {row['edge']:<24} {row['score']:+.4f}" for row in payload["top_edges"]]
+    if payload.get("out"):
+        lines.append(f"written to {payload['out']}")
+    return "\n".join(lines)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    options: dict = {"progress": False}
+    if args.method == "eap-ig":
+        options["ig_steps"] = args.ig_steps
+    if args.method == "acdc" and args.threshold is not None:
+        options["threshold"] = args.threshold
+    if args.method == "activation":
+        options["ablation"] = args.ablation
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from circuits import trace
+    from workbench import load_model
+    from workbench.tasks import TASKS, make_task
+
+    if args.top_n is not None and args.top_n < 0:
+        raise UsageError(f"--top-n: must be >= 0, got {args.top_n}")
+    if args.task not in TASKS:
+        raise UsageError(f"task: unknown task {args.task!r}; choose from {sorted(TASKS)}")
+    model = load_model(args.model)
+    task = make_task(args.task, model, n=args.n, seed=args.seed)
+    circuit = trace(model, task, method=args.method, top_n=args.top_n, **_options(args))
+    if args.out:
+        Path(args.out).write_text(circuit.to_json())
+    frame = circuit.to_frame().sort_values("rank")
+    shown = frame[frame.in_circuit].head(args.show)
+    payload = {
+        "model": circuit.model,
+        "task": circuit.task,
+        "method": circuit.method,
+        "n_edges": circuit.n_edges,
+        "n_edges_total": len(circuit.edges),
+        "top_edges": [{"edge": r.edge, "score": float(r.score)} for r in shown.itertuples()],
+        "config": circuit.config,
+        "out": args.out,
+    }
+    emit(payload, as_json=args.json, text=_text)
+    return 0
+
+
+def register(sub, json_flag) -> None:
+    p = sub.add_parser("circuit", parents=[json_flag], help="trace a task's circuit")
+    p.add_argument("model", help="zoo name or checkpoint folder")
+    p.add_argument("task", help="ioi, induction or similarity")
+    p.add_argument("--method", choices=CLI_METHODS, default="eap-ig")
+    p.add_argument("--top-n", type=int, default=None, help="keep the N highest-|score| edges")
+    p.add_argument("--out", default=None, help="write the circuit's JSON here")
+    p.add_argument("--n", type=int, default=None, help="number of prompts (task default)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ig-steps", type=int, default=5, help="EAP-IG integration steps")
+    p.add_argument("--threshold", type=float, default=None, help="ACDC threshold")
+    p.add_argument("--ablation", choices=("resample", "mean", "zero"), default="resample")
+    p.add_argument("--show", type=int, default=10, help="edges listed in the output")
+    p.set_defaults(func=run)
