@@ -6,6 +6,10 @@ fast with one `ValueError` naming the id instead of a chain of retries.
 
 Safety: remote code from a checkpoint is never run unless `trust_remote_code=True` is passed
 explicitly, and weights are read from safetensors by transformers' own loader.
+
+Big models: `device_map=` / `n_devices=` go to TransformerLens 4's `boot_transformers`, which
+hands them to accelerate (see docs/scale-out.md for what works under a split). Only the
+argument combinations are checked here; TransformerLens refuses mixed CPU/disk + GPU maps.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ def load_model(
     name_or_path: str | os.PathLike,
     *,
     device: str | None = None,
+    device_map: str | dict[str, str | int] | None = None,
+    n_devices: int | None = None,
     trust_remote_code: bool = False,
 ) -> Model:
     """Load a model as a `Model` on TransformerLens 4's `TransformerBridge`.
@@ -35,6 +41,11 @@ def load_model(
         name_or_path: a zoo name (`minilm`, `tiny-ioi`, `tiny-induction`), a local
             HuggingFace checkpoint folder, or a hub id such as `gpt2`.
         device: torch device ("cpu", "cuda", ...); default: CPU.
+        device_map: a HuggingFace device map ("auto", "balanced", "sequential", a device
+            such as "cpu", or a dict of module name -> device) to split or offload a model that
+            does not fit one device. Not together with `device` or `n_devices`.
+        n_devices: split the model over this many CUDA devices (TransformerLens translates it
+            to a balanced device map). Not together with `device` (unless 1) or `device_map`.
         trust_remote_code: allow a checkpoint's own Python code to run (off by default).
 
     Raises:
@@ -50,6 +61,7 @@ def load_model(
         raise ValueError("model: expected a zoo name, a checkpoint folder or a hub id")
     name = str(name_or_path)
     _check_device(device)
+    placement = _check_placement(device, device_map, n_devices)
     if name in ZOO:
         entry = ZOO[name]
         if not entry.is_available():
@@ -57,27 +69,31 @@ def load_model(
                 f"model: zoo model {name!r} has no checkpoint at {entry.path()}; "
                 f"train it with `python -m workbench.zoo.train {name}`"
             )
-        bridge = _boot(str(entry.path()), device=device, trust_remote_code=False)
+        bridge = _boot(str(entry.path()), device=device, trust_remote_code=False, **placement)
         return Model(
             bridge, name, "zoo", entry.is_causal, card=entry.card(), path=str(entry.path())
         )
 
     path = Path(name).expanduser()
     if path.exists() or name.startswith((".", "/", "~")):
-        return _load_local(path, name, device=device, trust_remote_code=trust_remote_code)
-    return _load_hub(name, device=device, trust_remote_code=trust_remote_code)
+        return _load_local(
+            path, name, device=device, trust_remote_code=trust_remote_code, **placement
+        )
+    return _load_hub(name, device=device, trust_remote_code=trust_remote_code, **placement)
 
 
-def _load_local(path: Path, name: str, *, device: str | None, trust_remote_code: bool) -> Model:
+def _load_local(
+    path: Path, name: str, *, device: str | None, trust_remote_code: bool, **placement: Any
+) -> Model:
     if not path.is_dir():
         raise ValueError(f"model: no checkpoint folder at {name!r}")
     if not (path / "config.json").exists():
         raise ValueError(f"model: {name!r} is not a HuggingFace checkpoint (no config.json)")
-    bridge = _boot(str(path), device=device, trust_remote_code=trust_remote_code)
+    bridge = _boot(str(path), device=device, trust_remote_code=trust_remote_code, **placement)
     return Model(bridge, name, "local", _is_causal(bridge), path=str(path.resolve()))
 
 
-def _load_hub(name: str, *, device: str | None, trust_remote_code: bool) -> Model:
+def _load_hub(name: str, *, device: str | None, trust_remote_code: bool, **placement: Any) -> Model:
     if name.count("/") > 1 or any(c.isspace() for c in name):
         raise ValueError(f"model: {name!r} is neither a zoo name, a local folder nor a hub id")
     reason = _hub_unreachable_reason()
@@ -87,7 +103,7 @@ def _load_hub(name: str, *, device: str | None, trust_remote_code: bool) -> Mode
             f"Zoo models: {', '.join(ZOO)}; or pass a local checkpoint folder."
         )
     try:
-        bridge = _boot(name, device=device, trust_remote_code=trust_remote_code)
+        bridge = _boot(name, device=device, trust_remote_code=trust_remote_code, **placement)
     except OSError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"model: cannot fetch hub model {name!r}: {first_line}") from err
@@ -120,10 +136,51 @@ def _check_device(device: str | None) -> None:
         raise ValueError(f"device: {device!r} requested but no CUDA device is available")
 
 
-def _boot(path_or_id: str, *, device: str | None, trust_remote_code: bool) -> Any:
+def _check_placement(
+    device: str | None, device_map: str | dict[str, str | int] | None, n_devices: int | None
+) -> dict[str, Any]:
+    """Validate `device_map` / `n_devices` (before any loading) -> extra `_boot` kwargs."""
+    if n_devices is not None:
+        if not isinstance(n_devices, int) or isinstance(n_devices, bool) or n_devices < 1:
+            raise ValueError(f"n_devices: expected a positive integer, got {n_devices!r}")
+        if device_map is not None:
+            raise ValueError("n_devices: pass either n_devices or device_map, not both")
+        if n_devices > 1:
+            import torch
+
+            if device is not None:
+                raise ValueError("n_devices: a split over devices cannot also take device=")
+            available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if available < n_devices:
+                raise ValueError(
+                    f"n_devices: {n_devices} CUDA devices requested, {available} available"
+                )
+    if device_map is not None:
+        if device is not None:
+            raise ValueError("device_map: pass either device or device_map, not both")
+        is_map = isinstance(device_map, dict) and all(
+            isinstance(k, str) and isinstance(v, str | int) and not isinstance(v, bool)
+            for k, v in device_map.items()
+        )
+        if not (isinstance(device_map, str) and device_map.strip()) and not (is_map and device_map):
+            raise ValueError(
+                f"device_map: expected 'auto', 'balanced', a device or a dict of module -> "
+                f"device, got {device_map!r}"
+            )
+        import torch
+
+        targets = list(device_map.values()) if isinstance(device_map, dict) else [device_map]
+        wants_cuda = any(isinstance(t, int) or str(t).startswith("cuda") for t in targets)
+        if wants_cuda and not torch.cuda.is_available():
+            raise ValueError(f"device_map: {device_map!r} needs CUDA, which is not available")
+    placement = {"device_map": device_map, "n_devices": n_devices}
+    return {key: value for key, value in placement.items() if value is not None}
+
+
+def _boot(path_or_id: str, *, device: str | None, trust_remote_code: bool, **placement: Any) -> Any:
     from transformer_lens.model_bridge import TransformerBridge
 
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, **placement}
     if device is not None:
         kwargs["device"] = device
     started = time.perf_counter()
