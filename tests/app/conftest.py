@@ -49,3 +49,33 @@ def screenshot_dir() -> Path:
     """Where browser tests save screenshots (git-ignored)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
+def export_server() -> None:
+    """The kaleido export server, started once outside any test (dash_duo ends threads a
+    test starts)."""
+    from workbench.export import start_server
+
+    start_server()
+
+
+@pytest.fixture(scope="module")
+def module_duo(tmp_path_factory):
+    """One server thread and one browser shared by a whole test module (dash_duo restarts
+    both for every test). Start the module's app with `module_duo.start_server(app)`."""
+    from dash.testing.application_runners import ThreadedRunner
+    from dash.testing.composite import DashComposite
+
+    downloads = tmp_path_factory.mktemp("downloads")
+    with (
+        ThreadedRunner() as server,
+        DashComposite(
+            server=server,
+            browser="Chrome",
+            headless=True,
+            options=pytest_setup_options(),
+            download_path=str(downloads),
+        ) as duo,
+    ):
+        yield duo

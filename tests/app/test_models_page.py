@@ -16,6 +16,7 @@ pytestmark = pytest.mark.browser
 
 def test_models_page_lists_the_zoo(dash_duo, screenshot_dir):
     dash_duo.start_server(create_app())
+    dash_duo.wait_for_page(dash_duo.server_url + "/models")
     dash_duo.wait_for_element("#models-table", timeout=20)
 
     dash_duo.wait_for_text_to_equal("#models-minilm-n_layers", "6")

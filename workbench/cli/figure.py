@@ -3,7 +3,8 @@
     workbench figure run RUN_ID [--kind K] -o fig.svg          a stored run's `result.plot(K)`
     workbench figure pattern MODEL PROMPT --layer L --head H -o fig.png
                                                                one head's attention pattern
-    workbench figure stats MODEL PROMPT [--kind heatmap] -o fig.pdf
+    workbench figure stats MODEL PROMPT [--kind heatmap|query|distance|block_mass]
+                     [--stat entropy] [--layer L --head H] -o fig.pdf
                                                                attention statistics (analysis)
 
 Images go through `workbench.export` (one kaleido server, MathJax off). The output path is
@@ -30,8 +31,9 @@ def _output(path: str) -> Path:
 def _figure(args: argparse.Namespace):
     if args.source == "run":
         from workbench.store import RunStore
+        from workbench.ui.figures import import_result_modules
 
-        _import_result_modules()
+        import_result_modules()
         result = RunStore(args.store).load_result(args.run_id)
         return result.plot(args.kind) if args.kind else result.plot()
     from workbench import load_model
@@ -43,28 +45,20 @@ def _figure(args: argparse.Namespace):
         head = attention_pattern(model, args.prompt, args.layer, args.head)
         title = f"{model.name} L{head.layer}H{head.head}"
         return pattern_figure(head.pattern, head.tokens, title=title)
-    try:
-        from analysis.attention_stats import attention_stats
-    except ImportError as err:
-        raise UsageError("stats: analysis.attention_stats is not available") from err
-    return attention_stats(model, [args.prompt]).plot(args.kind)
+    from analysis.attention_stats import attention_stats
 
+    extra = ["block_mass"] if args.kind == "block_mass" else []
+    from kernels import DEFAULT_STATS
 
-def _import_result_modules() -> None:
-    """Import every analysis/circuits module so stored result types can be decoded."""
-    import importlib
-    import pkgutil
-
-    for package_name in ("analysis", "circuits"):
-        try:
-            package = importlib.import_module(package_name)
-        except ImportError:
-            continue
-        for info in pkgutil.iter_modules(package.__path__, f"{package_name}."):
-            try:
-                importlib.import_module(info.name)
-            except Exception:  # noqa: BLE001 - a module mid-development must not block others
-                continue
+    stats = attention_stats(
+        model, [args.prompt], stats=[*DEFAULT_STATS, *extra], mass_block=args.mass_block
+    )
+    if args.kind == "heatmap":
+        return stats.plot("heatmap", stat=args.stat)
+    if args.layer is None or args.head is None:
+        raise UsageError(f"--layer and --head: needed for --kind {args.kind}")
+    kwargs = {"stat": args.stat} if args.kind == "query" else {}
+    return stats.plot(args.kind, layer=args.layer, head=args.head, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,5 +94,11 @@ def register(sub, json_flag) -> None:
     stats = kinds.add_parser("stats", parents=[json_flag, size], help="attention statistics")
     stats.add_argument("model")
     stats.add_argument("prompt")
-    stats.add_argument("--kind", default="heatmap", help="heatmap, query, distance, block_mass")
+    stats.add_argument(
+        "--kind", default="heatmap", choices=["heatmap", "query", "distance", "block_mass"]
+    )
+    stats.add_argument("--stat", default="entropy", help="statistic for heatmap/query")
+    stats.add_argument("--layer", type=int, default=None, help="for query/distance/block_mass")
+    stats.add_argument("--head", type=int, default=None, help="for query/distance/block_mass")
+    stats.add_argument("--mass-block", type=int, default=8, help="key-block width (block_mass)")
     figure.set_defaults(func=run)

@@ -2,8 +2,12 @@
 
 `create_app()` returns a multi-page `dash.Dash` app styled with dash-mantine-components,
 whose CSS and JavaScript are served by the app itself (no CDN: it works offline). Pages are
-registered explicitly from `workbench.ui.pages.PAGES`. Models live server-side in
+registered explicitly from `workbench.ui.pages.PAGES`. Models and results live server-side in
 `workbench.ui.state`; by default every trained zoo model is loaded before the app is returned.
+
+The shell around the pages holds a per-tab session id (`dcc.Store` in session storage,
+keying server-side results), the shared selection (`workbench.ui.selection`, mirrored in the
+URL) and the background-job manager (`workbench.ui.jobs`).
 
 `serve()` runs the development server on 127.0.0.1:8050. The dashboard has no
 authentication, so it warns when asked to listen on a non-loopback address.
@@ -13,22 +17,35 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+import uuid
 
 import dash
 import dash_mantine_components as dmc
-from dash import Dash
+from dash import Dash, dcc
 
-from workbench.ui import state
+from workbench.ui import jobs, selection, state
 from workbench.ui.pages import PAGES
 from workbench.zoo import ZOO
 
 TITLE = "Attention Workbench"
 
 
-def create_app(*, preload: list[str] | None = None) -> Dash:
-    """The dashboard app. `preload`: models to load now (default: every trained zoo model)."""
+def create_app(
+    *,
+    preload: list[str] | None = None,
+    store: str | None = None,
+    jobs_folder: str | None = None,
+) -> Dash:
+    """The dashboard app.
+
+    Args:
+        preload: models to load now (default: every trained zoo model).
+        store: run-store folder (default: `$WORKBENCH_STORE` or the user data folder).
+        jobs_folder: where background jobs keep their state (default: a temporary folder).
+    """
     if preload is None:
         preload = [name for name, entry in ZOO.items() if entry.is_available()]
+    state.configure(store=store)
     state.preload(preload)
 
     app = Dash(
@@ -37,21 +54,26 @@ def create_app(*, preload: list[str] | None = None) -> Dash:
         pages_folder="",
         title=TITLE,
         suppress_callback_exceptions=True,
+        background_callback_manager=jobs.manager(jobs_folder),
     )
     for page in PAGES:
         dash.register_page(page.__name__, layout=page.layout, **page.PAGE)
         if hasattr(page, "register_callbacks"):
             page.register_callbacks(app)
-    app.layout = _shell()
+    selection.register_url_sync(app, {_nav_id(page): page.PAGE["path"] for page in PAGES})
+    app.layout = _shell
     return app
 
 
+def _nav_id(page) -> str:
+    return f"nav-{page.__name__.rsplit('.', 1)[-1]}"
+
+
 def _shell() -> dmc.MantineProvider:
+    """The frame around every page (a function: each load gets a fresh session id, which
+    session storage then keeps for the life of the tab)."""
     nav = [
-        dmc.Anchor(
-            page.PAGE["name"], href=page.PAGE["path"], id=f"nav-{page.__name__.rsplit('.', 1)[-1]}"
-        )
-        for page in PAGES
+        dmc.Anchor(page.PAGE["name"], href=page.PAGE["path"], id=_nav_id(page)) for page in PAGES
     ]
     header = dmc.AppShellHeader(
         dmc.Group(
@@ -61,7 +83,11 @@ def _shell() -> dmc.MantineProvider:
             px="md",
         )
     )
-    main = dmc.AppShellMain(dmc.Container(dash.page_container, size="xl", py="md"))
+    stores = [
+        dcc.Store(id="session-id", storage_type="session", data=uuid.uuid4().hex),
+        *selection.shell_components(),
+    ]
+    main = dmc.AppShellMain(dmc.Container([*stores, dash.page_container], size="xl", py="md"))
     return dmc.MantineProvider(
         dmc.AppShell([header, main], header={"height": 56}, padding="md"),
         id="app-theme",
@@ -78,13 +104,27 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(host: str = "127.0.0.1", port: int = 8050, debug: bool = False) -> None:
-    """Build the app and serve it at http://host:port until interrupted."""
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    debug: bool = False,
+    *,
+    trust_remote_code: bool = False,
+) -> None:
+    """Build the app and serve it at http://host:port until interrupted.
+
+    `trust_remote_code` lets local or hub checkpoints run their own code (off by default;
+    only the command line can turn it on).
+    """
     if not is_loopback(host):
         print(
             f"warning: serving the dashboard on {host}, reachable from other machines; "
             "it has no authentication. Use 127.0.0.1 unless you mean it.",
             file=sys.stderr,
         )
+    state.configure(trust_remote_code=trust_remote_code)
+    from workbench.export import start_server
+
+    start_server()  # one kaleido (headless chromium) for every export
     app = create_app()
     app.run(host=host, port=port, debug=debug)

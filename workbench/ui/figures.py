@@ -86,11 +86,11 @@ def pattern_figure(
     tokens: list[str],
     *,
     title: str = "",
-    selected: tuple[int, int] | None = None,
+    query: int | None = None,
 ) -> go.Figure:
     """Heatmap of a `[query, key]` pattern: keys across, queries down, `index:token` labels.
 
-    `selected` (query, key) draws a box around one cell (the locked selection).
+    `query` draws a box around that query's row (the locked token).
     """
     import plotly.graph_objects as go
 
@@ -125,10 +125,9 @@ def pattern_figure(
         thin = {"tickvals": list(range(0, n, step)), "ticktext": labels[::step]}
         fig.update_xaxes(**thin)
         fig.update_yaxes(**thin)
-    if selected is not None:
-        q, k = selected
+    if query is not None and 0 <= query < n:
         fig.add_shape(
-            type="rect", x0=k - 0.5, x1=k + 0.5, y0=q - 0.5, y1=q + 0.5,
+            type="rect", x0=-0.5, x1=n - 0.5, y0=query - 0.5, y1=query + 0.5,
             line={"color": "crimson", "width": 2},
         )  # fmt: skip
     return fig
@@ -160,8 +159,29 @@ def layer_head_figure(values: np.ndarray, *, statistic: str, title: str = "") ->
     return fig
 
 
+def import_result_modules() -> None:
+    """Import every `analysis` / `circuits` module so stored result types can be decoded.
+
+    A module that fails to import (mid-development, missing optional dependency) is skipped.
+    """
+    import importlib
+    import pkgutil
+
+    for package_name in ("analysis", "circuits"):
+        try:
+            package = importlib.import_module(package_name)
+        except ImportError:
+            continue
+        for info in pkgutil.walk_packages(package.__path__, f"{package_name}."):
+            try:
+                importlib.import_module(info.name)
+            except Exception:  # noqa: BLE001, S112 - one broken module must not block the rest
+                continue
+
+
 __all__ = [
     "HeadPattern",
+    "import_result_modules",
     "attention_pattern",
     "check_head",
     "layer_head_figure",

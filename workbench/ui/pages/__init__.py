@@ -8,12 +8,13 @@ Each page module defines:
   (callbacks are registered per app, not with the global `dash.callback`, so every
   `create_app()` call, e.g. one per browser test, gets a working copy).
 
-All component ids in a page start with the page's prefix (`models-...`). `PAGES` lists the
+All component ids in a page start with the page's prefix (`models-...`). Pages read the
+shared selection from their query string (`workbench.ui.selection`). `PAGES` lists the
 modules in navigation order; `workbench.ui.app.create_app` registers them.
 """
 
-from workbench.ui.pages import models
+from workbench.ui.pages import attention, models, prompt, runs
 
-PAGES = [models]
+PAGES = [prompt, attention, models, runs]
 
 __all__ = ["PAGES"]

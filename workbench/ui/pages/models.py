@@ -1,4 +1,4 @@
-"""Models page ("/"): the bundled zoo and every loaded model, with dimensions and card metrics.
+"""Models page ("/models"): the bundled zoo and every loaded model, with dimensions and card metrics.
 
 Thin: the rows come from `Model.describe()` (through the server-side cache in
 `workbench.ui.state`) and from the zoo registry; this module only lays them out. Zoo models
@@ -15,7 +15,7 @@ from dash import html
 from workbench.ui import state
 from workbench.zoo import ZOO, scalar_metrics
 
-PAGE = {"path": "/", "name": "Models", "title": "Models · Attention Workbench", "order": 0}
+PAGE = {"path": "/models", "name": "Models", "title": "Models · Attention Workbench", "order": 80}
 
 COLUMNS = ["Model", "Kind", "Layers", "Heads", "d_head", "d_model", "n_ctx", "Params", "Metrics"]
 DIM_KEYS = ["n_layers", "n_heads", "d_head", "d_model", "n_ctx", "n_params"]

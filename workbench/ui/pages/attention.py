@@ -1,0 +1,249 @@
+"""Attention page ("/attention"): statistics of every head and the pattern of one.
+
+- Layer x head heatmap of any statistic (`analysis.attention_stats` -> `HeadStats.plot`);
+  hovering a cell previews that head's pattern, clicking locks the layer/head selection.
+- Pattern view: tokens on both axes (`index:token`, whitespace visible); clicking a cell locks
+  its query token (boxed), whose statistic along the prompt is drawn below.
+- Distance histogram and block-mass map of the selected head (`HeadStats.plot`).
+
+Thin: one `attention_stats` run and one pattern cache per (model, prompt, block size), kept
+server-side per browser session (`state.cached`), so hover/click callbacks only slice arrays.
+Bad model, prompt, layer or head -> one red alert; the server keeps serving.
+Ids are prefixed `attention-`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_mantine_components as dmc
+import numpy as np
+import plotly.graph_objects as go
+from dash import Input, Output, State, ctx, html, no_update
+
+from workbench.ui import selection, state
+from workbench.ui.components import (
+    empty_figure,
+    error_alert,
+    figure_card,
+    page_header,
+    register_figure_export,
+    register_table_export,
+    table_buttons,
+)
+from workbench.ui.figures import check_head, pattern_figure
+from workbench.ui.pages.prompt import DEFAULT_PROMPT
+
+PAGE = {"path": "/attention", "name": "Attention", "title": "Attention · Workbench", "order": 10}
+STATISTICS = ["entropy", "sink", "max_prob", "mean_distance", "effective_keys", "lse"]
+BLOCK_SIZES = ["4", "8", "16", "32", "64"]
+GRAPHS = ("attention-heads", "attention-pattern", "attention-along", "attention-distance",
+          "attention-block")  # fmt: skip
+
+
+def analyse(session: str, model_name: str, prompt: str, block: int) -> dict[str, Any]:
+    """This session's statistics and patterns for (model, prompt, block), computed once."""
+    from analysis.attention_stats import attention_stats
+    from kernels import DEFAULT_STATS
+
+    def compute() -> dict[str, Any]:
+        import torch
+
+        model = state.get_model(model_name)
+        stats = attention_stats(
+            model, [prompt], stats=[*DEFAULT_STATS, "block_mass"], mass_block=block
+        )
+        tokens = model.to_tokens(prompt)  # [1, pos]
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens, names=lambda n: n.endswith(".hook_pattern"))
+        names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.n_layers)]
+        patterns = np.stack([cache[n][0].float().cpu().numpy() for n in names])
+        # patterns: [layer, head, query, key]
+        return {"model": model, "stats": stats, "patterns": patterns, "tokens": stats.tokens[0]}
+
+    key = f"attention|{model_name}|{block}|{prompt}"
+    return state.cached(session, key, compute, model=model_name)
+
+
+def _inputs(query: dict[str, Any]) -> tuple[str, str]:
+    return query.get("model", selection.DEFAULT_MODEL), query.get("prompt", DEFAULT_PROMPT)
+
+
+def layout(**query: str) -> Any:
+    selected = selection.parse_query(query)
+    model_name, prompt = _inputs(selected)
+    controls = dmc.Group(
+        [
+            dmc.Select(
+                id="attention-stat", label="Statistic", data=STATISTICS, value="entropy", w=170
+            ),
+            dmc.NumberInput(
+                id="attention-layer", label="Layer", value=selected.get("layer", 0), min=0, w=90
+            ),
+            dmc.NumberInput(
+                id="attention-head", label="Head", value=selected.get("head", 0), min=0, w=90
+            ),
+            dmc.NumberInput(
+                id="attention-token", label="Query token", value=selected.get("token"), min=0, w=110
+            ),
+            dmc.Select(
+                id="attention-block-size", label="Key block", data=BLOCK_SIZES, value="8", w=100
+            ),
+            table_buttons("attention"),
+        ],
+        align="flex-end",
+    )
+    summary = dmc.Text(
+        [dmc.Code(model_name), " · ", html.Span(prompt[:160], id="attention-prompt")],
+        size="sm",
+    )
+    return dmc.Stack(
+        [
+            selection.query_store("attention", query),
+            page_header(
+                "Attention",
+                "Hover a head to preview its pattern, click to lock it; click a pattern cell "
+                "to lock its query token. Change model or prompt on the Model & prompt page.",
+            ),
+            summary,
+            controls,
+            html.Div(id="attention-error"),
+            dmc.Grid(
+                [
+                    dmc.GridCol(
+                        figure_card("attention-heads", "Layer × head", clear_on_unhover=True),
+                        span=5,
+                    ),
+                    dmc.GridCol(figure_card("attention-pattern", "Pattern"), span=7),
+                ]
+            ),
+            figure_card("attention-along", "Statistic along the prompt"),
+            dmc.SimpleGrid(
+                [
+                    figure_card("attention-distance", "Distance histogram"),
+                    figure_card("attention-block", "Block-mass map"),
+                ],
+                cols=2,
+            ),
+        ],
+        gap="sm",
+    )
+
+
+def register_callbacks(app: Any) -> None:
+    for graph in GRAPHS:
+        register_figure_export(app, graph)
+    selection.register_writer(
+        app,
+        "attention",
+        {
+            "layer": ("attention-layer", "value"),
+            "head": ("attention-head", "value"),
+            "token": ("attention-token", "value"),
+        },
+    )
+
+    def per_head_table(session: str, query: dict[str, Any], block: str):
+        model_name, prompt = _inputs(query or {})
+        stats = analyse(session, model_name, prompt, int(block))["stats"]
+        return f"attention_{model_name}_per_head", stats.per_head()
+
+    register_table_export(
+        app,
+        "attention",
+        per_head_table,
+        State("attention-query", "data"),
+        State("attention-block-size", "value"),
+    )
+
+    @app.callback(
+        Output("attention-layer", "value"),
+        Output("attention-head", "value"),
+        Input("attention-heads", "clickData"),
+        prevent_initial_call=True,
+    )
+    def lock_head(click: dict | None) -> Any:
+        if not click:
+            return no_update, no_update
+        point = click["points"][0]
+        return int(point["y"]), int(point["x"])
+
+    @app.callback(
+        Output("attention-token", "value"),
+        Input("attention-pattern", "clickData"),
+        prevent_initial_call=True,
+    )
+    def lock_token(click: dict | None) -> Any:
+        return int(click["points"][0]["y"]) if click else no_update
+
+    @app.callback(
+        Output("attention-heads", "figure"),
+        Output("attention-error", "children"),
+        Input("attention-stat", "value"),
+        Input("attention-block-size", "value"),
+        State("attention-query", "data"),
+        State("session-id", "data"),
+    )
+    def render_heads(stat: str, block: str, query: dict, session: str) -> Any:
+        try:
+            data = analyse(session, *_inputs(query or {}), int(block))
+            fig = data["stats"].plot("heatmap", stat=stat)
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            return empty_figure("no statistics"), error_alert(err, id="attention-alert")
+        fig.update_layout(height=max(300, 36 * data["model"].n_layers + 160))
+        return fig, None
+
+    @app.callback(
+        Output("attention-pattern", "figure"),
+        Output("attention-along", "figure"),
+        Output("attention-distance", "figure"),
+        Output("attention-block", "figure"),
+        Output("attention-error", "children", allow_duplicate=True),
+        Input("attention-layer", "value"),
+        Input("attention-head", "value"),
+        Input("attention-token", "value"),
+        Input("attention-stat", "value"),
+        Input("attention-block-size", "value"),
+        Input("attention-heads", "hoverData"),
+        State("attention-query", "data"),
+        State("session-id", "data"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def render_head(layer, head, token, stat, block, hover, query, session) -> Any:
+        try:
+            data = analyse(session, *_inputs(query or {}), int(block))
+            layer, head = check_head(data["model"], _as_int(layer), _as_int(head))
+        except Exception as err:  # noqa: BLE001
+            blank = empty_figure("no head selected")
+            return blank, blank, blank, blank, error_alert(err, id="attention-alert")
+        if ctx.triggered_id == "attention-heads" and hover:
+            point = hover["points"][0]
+            shown = (int(point["y"]), int(point["x"]))
+            return _pattern(data, *shown, token, preview=True), *([no_update] * 3), no_update
+        stats = data["stats"]
+        query_fig = stats.plot("query", layer=layer, head=head, stat=stat)
+        if token is not None and 0 <= token < len(data["tokens"]):
+            query_fig.add_vline(x=token, line={"color": "crimson", "dash": "dot"})
+        return (
+            _pattern(data, layer, head, token, preview=False),
+            query_fig,
+            stats.plot("distance", layer=layer, head=head),
+            stats.plot("block_mass", layer=layer, head=head),
+            None,
+        )
+
+
+def _as_int(value: Any) -> Any:
+    """NumberInput values arrive as int, float or '' (cleared): ints stay, the rest fail."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value in (None, ""):
+        raise ValueError("layer/head: enter a number")
+    return value
+
+
+def _pattern(data: dict, layer: int, head: int, token: Any, *, preview: bool) -> go.Figure:
+    name = data["model"].name
+    title = f"{'preview (click to lock) ' if preview else ''}{name} L{layer}H{head}"
+    token = token if isinstance(token, int) else None
+    return pattern_figure(data["patterns"][layer, head], data["tokens"], title=title, query=token)

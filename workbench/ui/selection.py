@@ -1,0 +1,110 @@
+"""The one shared selection (model, prompt, task, layer, head, token), kept in the URL.
+
+Every page reads the selection from its query string (`layout(**query)` -> `parse_query`) and
+writes it back into the shell's `dcc.Store(id="selection")` through `register_writer`. One
+clientside callback then rewrites the address bar with `history.replaceState` (no page
+reload, no re-render) and points every navigation link at the same query, so a view can be
+shared by copying the URL and the selection follows the user from page to page.
+
+Caveat: values are strings in the URL; `parse_query` turns them back into ints and drops
+what does not parse (a hand-edited `?layer=abc` is ignored rather than failing the page).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from dash import Input, Output, State, dcc
+
+KEYS = ("model", "prompt", "task", "layer", "head", "token")
+INT_KEYS = frozenset({"layer", "head", "token"})
+MAX_PROMPT_CHARS = 20_000
+DEFAULT_MODEL = "tiny-ioi"
+
+
+def parse_query(query: Mapping[str, Any]) -> dict[str, Any]:
+    """The selection in a page's query arguments (unknown keys and bad values dropped)."""
+    selection: dict[str, Any] = {}
+    for key in KEYS:
+        value = query.get(key)
+        if value is None or value == "":
+            continue
+        if key in INT_KEYS:
+            try:
+                number = int(str(value))
+            except ValueError:
+                continue
+            if number >= 0:
+                selection[key] = number
+        else:
+            selection[key] = str(value)[:MAX_PROMPT_CHARS]
+    return selection
+
+
+def clean(selection: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the known keys with a value (what goes into the URL)."""
+    return parse_query({k: v for k, v in selection.items() if v is not None})
+
+
+def query_store(prefix: str, query: Mapping[str, Any]) -> dcc.Store:
+    """The page's copy of the selection it was opened with (`<prefix>-query`)."""
+    return dcc.Store(id=f"{prefix}-query", data=parse_query(query))
+
+
+def register_writer(app: Any, prefix: str, controls: Mapping[str, tuple[str, str]]) -> None:
+    """Write `{key: value of component id/prop}` over the page's opening selection."""
+    keys = list(controls)
+
+    @app.callback(
+        Output("selection", "data", allow_duplicate=True),
+        [Input(cid, prop) for cid, prop in controls.values()],
+        State(f"{prefix}-query", "data"),
+        prevent_initial_call="initial_duplicate",
+    )
+    def write_selection(*values: Any) -> dict[str, Any]:
+        selection = dict(values[-1] or {})
+        selection.update(zip(keys, values[:-1], strict=True))
+        return clean(selection)
+
+
+def shell_components() -> list[Any]:
+    """The stores the shell holds for every page."""
+    return [dcc.Store(id="selection", data={})]
+
+
+def register_url_sync(app: Any, nav_paths: Mapping[str, str]) -> None:
+    """Clientside: selection -> address bar (replaceState) and every nav link's href."""
+    ids = list(nav_paths)
+    paths = json.dumps([nav_paths[i] for i in ids])
+    app.clientside_callback(
+        f"""
+        function(selection) {{
+            const params = new URLSearchParams();
+            for (const [key, value] of Object.entries(selection || {{}})) {{
+                if (value !== null && value !== undefined && value !== "") params.set(key, value);
+            }}
+            const qs = params.toString();
+            const suffix = qs ? "?" + qs : "";
+            const here = window.location.pathname + window.location.search;
+            if (here !== window.location.pathname + suffix) {{
+                window.history.replaceState(window.history.state, "", window.location.pathname + suffix);
+            }}
+            return {paths}.map(function(p) {{ return p + suffix; }});
+        }}
+        """,
+        [Output(i, "href") for i in ids],
+        Input("selection", "data"),
+    )
+
+
+__all__ = [
+    "KEYS",
+    "clean",
+    "parse_query",
+    "query_store",
+    "register_url_sync",
+    "register_writer",
+    "shell_components",
+]
