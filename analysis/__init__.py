@@ -31,8 +31,3 @@ def __dir__() -> list[str]:
 # Imported eagerly: the function shares its module's name, and once `analysis.attention_stats`
 # is imported the package attribute would be the submodule (module __getattr__ never runs).
 from analysis.attention_stats import attention_stats as attention_stats  # noqa: E402
-
-
-# Imported eagerly: the function shares its module's name, and once `analysis.attention_stats`
-# is imported the package attribute would be the submodule (module __getattr__ never runs).
-from analysis.attention_stats import attention_stats as attention_stats  # noqa: E402
