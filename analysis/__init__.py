@@ -15,6 +15,8 @@ _EXPORTS = {
     "firing_pairs": "analysis.score_decomposition",
     "ScoreDecomposition": "analysis.score_decomposition",
     "UpstreamContributions": "analysis.score_decomposition",
+    "head_taxonomy": "analysis.taxonomy",
+    "HeadTaxonomy": "analysis.taxonomy",
 }
 
 
