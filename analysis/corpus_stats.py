@@ -11,21 +11,24 @@ is its own Parquet file, written as it finishes, and an interrupted run resumes 
 (same model, documents and parameters). The result is stored as the run's `result.json` with
 its per-head table (`main`) and the histogram (`distance_histogram`).
 
-Determinism: each document is its own forward pass (no padding), each shard's table lists its
-documents' queries in order, and the aggregate concatenates the shard tables in shard order
-before a sorted group-by. Means are float64 sums in that fixed order and quantiles are exact
-(numpy's linear interpolation over every per-query value), so in-process, Ray, retried and
-resumed runs give identical numbers on the same hardware.
+Determinism: a shard is always computed the same way (one `attention_stats` call on its
+documents, so the same batches), its table lists its documents' queries in order, and the
+aggregate concatenates the shard tables in shard order before a sorted group-by. Means are
+float64 sums in that fixed order and quantiles are exact (numpy's linear interpolation over
+every per-query value), so in-process, Ray, retried and resumed runs give identical numbers on
+the same hardware and backend (a GPU worker uses the Triton backend, a CPU one the chunked
+torch path: those agree only to float32 rounding).
 
-Caveats: the per-query values come from the eager attention pattern (`hook_pattern`), computed
-in float64; every query counts, including the first (BOS) query of decoders, which attends only
-to itself (entropy 0, sink 1). Exact quantiles keep every per-query value in memory during
-aggregation (about 100 bytes per query and head). Documents longer than the model's context
-are refused, not truncated.
+Caveats: per-query values are the float32 statistics of the instrumented attention (no n x n
+pattern), aggregated in float64; every query counts, including the first (BOS) query of
+decoders, which attends only to itself (entropy 0, sink 1). Exact quantiles keep every
+per-query value in memory during aggregation (about 100 bytes per query and head). Documents
+longer than the model's context are refused, not truncated.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.attention_stats import attention_stats
+from kernels import distance_buckets
+from kernels.stats import BACKENDS
 from workbench.executors import (
     Executor,
     Shard,
@@ -57,8 +63,8 @@ KIND = "corpus-stats"
 
 
 def n_distance_buckets(n_ctx: int) -> int:
-    """Buckets needed for distances 0..n_ctx-1 (bucket of d >= 1 is d.bit_length())."""
-    return max(n_ctx - 1, 1).bit_length() + 1
+    """Buckets for distances 0..n_ctx-1 (bucket of d >= 1 is d.bit_length())."""
+    return distance_buckets(n_ctx)
 
 
 @dataclass(frozen=True)
@@ -119,46 +125,27 @@ class CorpusStats(Result):
         return fig
 
 
-def document_stats(model: Model, shard: Shard) -> pd.DataFrame:
-    """The shard function: per-query statistics of every head for each document of `shard`.
+def document_stats(model: Model, shard: Shard, *, backend: str = "auto") -> pd.DataFrame:
+    """The shard function: per-query statistics of every head for each document of `shard`,
+    from the instrumented attention (`analysis.attention_stats`).
 
     Returns columns document (index in the corpus), layer, head, query, the STATISTICS and
-    `dist_<b>` (mass per distance bucket), in document, layer, head, query order.
+    `dist_<b>` (mass per distance bucket, zero-padded to the model's context), in document,
+    layer, head, query order.
     """
-    n_buckets = n_distance_buckets(model.n_ctx)
-    names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.n_layers)]
-    frames = []
-    for offset, text in enumerate(shard.items):
-        with torch.inference_mode():
-            _, cache = model.run_with_cache(text, names=names)
-        for layer, name in enumerate(names):
-            pattern = cache[name][0].double()  # [head, query, key]
-            frames.append(_pattern_rows(pattern, n_buckets, shard.start + offset, layer))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _pattern_rows(pattern: torch.Tensor, n_buckets: int, document: int, layer: int) -> pd.DataFrame:
-    """Per-query statistics of one layer's `[head, query, key]` attention pattern."""
-    n_heads, n_query, n_key = pattern.shape
-    query = torch.arange(n_query, dtype=torch.float64)[:, None]  # [query, 1]
-    key = torch.arange(n_key, dtype=torch.float64)[None, :]  # [1, key]
-    distance = (query - key).abs()  # [query, key]
-    plogp = torch.where(pattern > 0, pattern * pattern.clamp_min(1e-300).log(), 0.0)
-    bucket = torch.where(distance > 0, torch.floor(torch.log2(distance.clamp_min(1))) + 1, 0)
-    one_hot = torch.nn.functional.one_hot(bucket.long(), n_buckets).double()  # [query, key, b]
-    hist = torch.einsum("hqk,qkb->hqb", pattern, one_hot)  # [head, query, bucket]
-    columns = {
-        "entropy": -plogp.sum(-1),  # [head, query]
-        "sink": pattern[..., 0],
-        "max_prob": pattern.amax(-1),
-        "mean_distance": (pattern * distance).sum(-1),
-    }
-    heads, queries = torch.meshgrid(torch.arange(n_heads), torch.arange(n_query), indexing="ij")
-    frame = {"document": document, "layer": layer, "head": heads.ravel().numpy(),
-             "query": queries.ravel().numpy()}  # fmt: skip
-    frame |= {name: values.reshape(-1).numpy() for name, values in columns.items()}
-    frame |= {f"dist_{b}": hist[..., b].reshape(-1).numpy() for b in range(n_buckets)}
-    return pd.DataFrame(frame)
+    stats = attention_stats(
+        model, list(shard.items), backend=backend, stats=(*STATISTICS, "distance_hist")
+    )
+    frame = stats.to_frame()
+    frame = frame.drop(columns="token").rename(columns={"prompt": "document"})
+    frame["document"] += shard.start
+    hist = stats.distance_hist  # [prompt, layer, head, query, bucket], NaN beyond each length
+    rows = [hist[i, :, :, :n].reshape(-1, hist.shape[-1]) for i, n in enumerate(stats.lengths)]
+    rows = torch.cat(rows)  # [document * layer * head * query, bucket], the frame's row order
+    for bucket in range(n_distance_buckets(model.n_ctx)):
+        column = rows[:, bucket] if bucket < rows.shape[1] else torch.zeros(len(frame))
+        frame[f"dist_{bucket}"] = column.numpy()
+    return frame
 
 
 def aggregate(
@@ -166,6 +153,8 @@ def aggregate(
 ) -> tuple[pd.DataFrame, torch.Tensor]:
     """(per-head table, `[layer, head, bucket]` histogram) from shard tables in shard order."""
     rows = pd.concat(frames, ignore_index=True)
+    values = [c for c in rows.columns if c in STATISTICS or c.startswith("dist_")]
+    rows[values] = rows[values].astype(np.float64)
     groups = rows.groupby(["layer", "head"], sort=True)
     per_head = groups.agg(n_queries=("query", "size"), n_documents=("document", "nunique"))
     for stat in STATISTICS:
@@ -186,6 +175,7 @@ def corpus_stats(
     *,
     docs_per_shard: int = 16,
     quantiles: tuple[float, ...] = DEFAULT_QUANTILES,
+    backend: str = "auto",
     executor: str | Executor | None = "inprocess",
     address: str | None = None,
     store: RunStore | str | Path | None = None,
@@ -198,6 +188,7 @@ def corpus_stats(
         texts: the documents; each must fit the model's context.
         docs_per_shard: documents per shard (the unit of scheduling, storage and resumption).
         quantiles: quantiles to report for every statistic, each in [0, 1].
+        backend: statistics-attention backend ("auto": Triton on CUDA, chunked torch on CPU).
         executor: "inprocess" (default), "ray", or an `Executor` instance.
         address: Ray cluster address for executor="ray" (default `RAY_ADDRESS`, else local).
         store: a `RunStore` or folder: store the run (sharded, resumable); None keeps it in memory.
@@ -209,20 +200,23 @@ def corpus_stats(
     """
     texts = _check_texts(model, texts)
     quantiles = _check_quantiles(quantiles)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: unknown backend {backend!r}; choose from {list(BACKENDS)}")
     config = {"model": model.name, "documents": len(texts), "texts_digest": digest(texts),
               "docs_per_shard": docs_per_shard, "quantiles": list(quantiles),
-              "statistics": "eager-pattern-v1"}  # fmt: skip
+              "backend": backend}  # fmt: skip
     shards = make_shards(texts, size=docs_per_shard, key=config)
+    shard_fn = functools.partial(document_stats, backend=backend)
     executor_name = executor if isinstance(executor, str) else getattr(executor, "name", "custom")
     run_store = as_store(store)
     if run_store is None:
-        outcome = run_sharded(document_stats, shards, model=model, executor=executor,
+        outcome = run_sharded(shard_fn, shards, model=model, executor=executor,
                               address=address, progress=progress, desc="corpus-stats")  # fmt: skip
         return _result(outcome.frames, quantiles, config, executor_name, None)
     with open_sharded_run(
         run_store, kind=KIND, model=model.name, config=config, shards=shards
     ) as run:
-        outcome = run_sharded(document_stats, shards, model=model, executor=executor,
+        outcome = run_sharded(shard_fn, shards, model=model, executor=executor,
                               address=address, run=run, progress=progress, desc="corpus-stats")  # fmt: skip
         result = _result(outcome.frames, quantiles, config, executor_name, run.run_id)
         run.write_result(result)

@@ -1,4 +1,5 @@
-"""Corpus statistics on tiny-ioi, in process: numbers against an independent float64 reference,
+"""Corpus statistics on tiny-ioi, in process: numbers against an independent float64 reference
+(loops over TransformerLens' cached pattern and scipy's entropy),
 sharded runs in the store, resuming an interrupted run, the CLI and its errors."""
 
 from __future__ import annotations
@@ -67,13 +68,13 @@ def test_statistics_match_an_independent_reference(zoo_model):
         assert row["n_queries"] == len(values) and row["n_documents"] == len(texts)
         for index, name in enumerate(("entropy", "sink", "max_prob", "mean_distance")):
             column = np.array([v[index] for v in values])
-            tol = 1e-6 if name == "entropy" else 1e-9  # scipy renormalises the float32 rows
-            assert row[f"{name}_mean"] == pytest.approx(column.mean(), abs=tol)
+            # float32 statistics (instrumented attention) vs a float64 reference
+            assert row[f"{name}_mean"] == pytest.approx(column.mean(), rel=1e-5, abs=2e-6)
             for q in (0.1, 0.5, 0.9):
                 expected = np.quantile(column, q)
-                assert row[f"{name}_q{q * 100:g}"] == pytest.approx(expected, abs=tol)
+                assert row[f"{name}_q{q * 100:g}"] == pytest.approx(expected, rel=1e-5, abs=2e-6)
         hist = np.mean([v[4] for v in values], axis=0)
-        np.testing.assert_allclose(stats.distance_hist[layer, head].numpy(), hist, atol=1e-9)
+        np.testing.assert_allclose(stats.distance_hist[layer, head].numpy(), hist, atol=2e-6)
     assert torch.allclose(stats.distance_hist.sum(-1), torch.ones(2, 4, dtype=torch.float64))
 
 
@@ -118,6 +119,7 @@ def test_interrupted_run_resumes_and_skips_finished_shards(zoo_model, tmp_path):
         ({"docs_per_shard": 0}, "shard size"),
         ({"quantiles": (0.5, 1.5)}, "quantiles"),
         ({"executor": "spark"}, "executor: 'spark' is not one of"),
+        ({"backend": "cuda"}, "backend: unknown backend"),
     ],
 )
 def test_bad_input_is_refused(zoo_model, kwargs, message):
