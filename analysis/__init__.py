@@ -17,6 +17,8 @@ _EXPORTS = {
     "UpstreamContributions": "analysis.score_decomposition",
     "head_taxonomy": "analysis.taxonomy",
     "HeadTaxonomy": "analysis.taxonomy",
+    "entropy_collapse": "analysis.entropy_collapse",
+    "EntropyCollapse": "analysis.entropy_collapse",
 }
 
 

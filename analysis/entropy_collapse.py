@@ -1,0 +1,172 @@
+"""Entropy-collapse view: per-head attention entropy against the QK spectral norm.
+
+After Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention Entropy
+Collapse": heads whose logit scale `sigma_max(W_Q W_K^T) / sqrt(d_head)` grows tend to have low
+attention entropy. `entropy_collapse(model)` measures, for the model and (by default) for every
+training snapshot the zoo saved under `<checkpoint>/history/step-NNNNNN.safetensors`
+(`workbench/zoo/train.py`), each head's mean attention entropy on natural text (nats, from
+`analysis.attention_stats`) and its QK spectral norm (float64 raw HF weights, pre-attention norm
+gain folded: see `analysis._anatomy_weights`; position-free on RoPE models).
+
+Snapshots are loaded into a fresh HF model built from the checkpoint folder, then wrapped in
+their own bridge (the shared model is never touched). Caveats: snapshots are stored in float16;
+a snapshot that lacks a trained parameter keeps the final checkpoint's value for it, and the
+result lists such names in `notes` (the tiny-ioi snapshots lack `attn.c_attn.bias`, dropped by
+train.py's filter for the causal-mask buffer `attn.bias`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from analysis import _anatomy_data as data
+from analysis import _anatomy_weights as weights
+from analysis._anatomy_linalg import factored_svd
+from workbench.results import Result
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from workbench.model import Model
+
+_BUFFERS = re.compile(r"(^|\.)attn\.(bias|masked_bias)$|rotary_emb\.inv_freq$")
+
+
+@dataclass(frozen=True)
+class EntropyCollapse(Result):
+    """Per-head entropy and QK spectral norm at each checkpoint (see module docstring)."""
+
+    model_name: str
+    table: pd.DataFrame  # checkpoint, step, layer, head, entropy, spectral_norm
+    correlations: dict  # checkpoint -> Spearman rho(entropy, spectral_norm)
+    weights_note: str
+    notes: list = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table
+
+    def plot(self, kind: str | None = "scatter", **kwargs: Any) -> go.Figure:
+        """`scatter` (last checkpoint, one point per head) or `trajectories` (each head's path
+        through the checkpoints in (spectral norm, entropy) space)."""
+        import plotly.graph_objects as go
+
+        df = self.table
+        if kind in (None, "scatter"):
+            last = df[df.checkpoint == df.checkpoint.iloc[-1]]
+            fig = go.Figure(
+                go.Scatter(
+                    x=last.spectral_norm, y=last.entropy, mode="markers",
+                    marker={"color": last.layer, "colorscale": "Viridis", "showscale": True},
+                    text=[f"L{r.layer}H{r.head}" for r in last.itertuples()],
+                )
+            )  # fmt: skip
+            title = f"{self.model_name} ({last.checkpoint.iloc[0]}): entropy vs QK spectral norm"
+        elif kind == "trajectories":
+            fig = go.Figure()
+            for (layer, head), part in df.groupby(["layer", "head"], sort=True):
+                fig.add_scatter(
+                    x=part.spectral_norm, y=part.entropy, mode="lines+markers",
+                    name=f"L{layer}H{head}", text=part.checkpoint,
+                )  # fmt: skip
+            title = f"{self.model_name}: entropy vs QK spectral norm across training"
+        else:
+            raise ValueError(
+                f"kind: unknown plot kind {kind!r}; choose 'scatter' or 'trajectories'"
+            )
+        fig.update_layout(
+            title=title, xaxis_title="sigma_max(W_Q W_K^T) / sqrt(d_head)",
+            yaxis_title="mean attention entropy (nats)", **kwargs,
+        )  # fmt: skip
+        return fig
+
+
+def _spectral_norms(model: Model) -> np.ndarray:
+    """`[layer, head]` QK spectral norms sigma_max(W_Q W_K^T) / sqrt(d_head), float64."""
+    out = np.zeros((model.n_layers, model.n_heads))
+    for layer in range(model.n_layers):
+        for head in range(model.n_heads):
+            w = weights.head_weights(model, layer, head)
+            out[layer, head] = factored_svd(w.W_Q[:-1], w.W_K[:-1].T)[1][0] / np.sqrt(w.d_head)
+    return out
+
+
+def _mean_entropy(model: Model, texts: list[str]) -> np.ndarray:
+    from analysis.attention_stats import attention_stats
+
+    per_head = attention_stats(model, texts, stats=("entropy",)).per_head()
+    return per_head.entropy.to_numpy().reshape(model.n_layers, model.n_heads)
+
+
+def _snapshots(model: Model) -> list[tuple[int, Path]]:
+    history = Path(model.path or "") / "history"
+    if not model.path or not history.is_dir():
+        return []
+    found = []
+    for path in history.glob("step-*.safetensors"):
+        match = re.fullmatch(r"step-(\d+)\.safetensors", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def _snapshot_model(model: Model, step: int, path: Path) -> tuple[Model, list[str]]:
+    """A fresh Model with the snapshot's weights, and the trained parameters it lacked."""
+    from safetensors.torch import load_file
+    from transformer_lens.model_bridge import TransformerBridge
+    from transformers import AutoModelForCausalLM
+
+    from workbench.model import Model as ModelType
+
+    hf = AutoModelForCausalLM.from_pretrained(model.path)
+    state = {k: v.float() for k, v in load_file(str(path)).items()}
+    result = hf.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"history: {path.name} has unknown weights {result.unexpected_keys[:3]}")
+    missing = [k for k in result.missing_keys if not _BUFFERS.search(k)]
+    bridge = TransformerBridge.boot_transformers(model.path, hf_model=hf, tokenizer=model.tokenizer)
+    name = f"{model.name}@step{step}"
+    return ModelType(bridge, name, model.source, model.is_causal, path=model.path), missing
+
+
+def entropy_collapse(
+    model: Model, *, texts: list[str] | None = None, history: bool = True, progress: bool = False
+) -> EntropyCollapse:
+    """Mean attention entropy vs QK spectral norm per head, for the model and its snapshots.
+
+    Args:
+        texts: prompts for the entropy (default: IOI-template English, `analysis._anatomy_data`).
+        history: also measure the training snapshots under `<checkpoint>/history/` (zoo models).
+    """
+    texts = data.natural_texts(model) if texts is None else data.check_texts(texts)
+    checkpoints = _snapshots(model) if history else []
+    rows, notes, correlations = [], [], {}
+    entries = [*checkpoints, (None, None)]
+    for step, path in tqdm(entries, desc="checkpoints", disable=not progress):
+        if path is None:
+            recipe = (model.card or {}).get("recipe") or {}
+            current, label, number = model, "final", int(recipe.get("steps", -1))
+        else:
+            current, missing = _snapshot_model(model, step, path)
+            label, number = f"step {step}", step
+            if missing:
+                notes.append(f"{path.name}: kept the final checkpoint's {', '.join(missing)}")
+        entropy, norms = _mean_entropy(current, texts), _spectral_norms(current)
+        frame = pd.DataFrame(
+            {"checkpoint": label, "step": number,
+             "layer": np.repeat(np.arange(model.n_layers), model.n_heads),
+             "head": np.tile(np.arange(model.n_heads), model.n_layers),
+             "entropy": entropy.ravel(), "spectral_norm": norms.ravel()}
+        )  # fmt: skip
+        correlations[label] = float(frame.entropy.corr(frame.spectral_norm, method="spearman"))
+        rows.append(frame)
+    return EntropyCollapse(
+        model_name=model.name, table=pd.concat(rows, ignore_index=True),
+        correlations=correlations, weights_note=weights.WEIGHTS_NOTE, notes=notes,
+    )  # fmt: skip
