@@ -17,7 +17,7 @@ _EXPORTS = {
     "UpstreamContributions": "analysis.score_decomposition",
     "head_taxonomy": "analysis.taxonomy",
     "HeadTaxonomy": "analysis.taxonomy",
-    "entropy_collapse": "analysis.entropy_collapse",
+    "entropy_collapse_view": "analysis.entropy_collapse",
     "EntropyCollapse": "analysis.entropy_collapse",
 }
 

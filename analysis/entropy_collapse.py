@@ -2,7 +2,7 @@
 
 After Zhai et al. 2023, "Stabilizing Transformer Training by Preventing Attention Entropy
 Collapse": heads whose logit scale `sigma_max(W_Q W_K^T) / sqrt(d_head)` grows tend to have low
-attention entropy. `entropy_collapse(model)` measures, for the model and (by default) for every
+attention entropy. `entropy_collapse_view(model)` measures, for the model and (by default) for every
 training snapshot the zoo saved under `<checkpoint>/history/step-NNNNNN.safetensors`
 (`workbench/zoo/train.py`), each head's mean attention entropy on natural text (nats, from
 `analysis.attention_stats`) and its QK spectral norm (float64 raw HF weights, pre-attention norm
@@ -135,7 +135,7 @@ def _snapshot_model(model: Model, step: int, path: Path) -> tuple[Model, list[st
     return ModelType(bridge, name, model.source, model.is_causal, path=model.path), missing
 
 
-def entropy_collapse(
+def entropy_collapse_view(
     model: Model, *, texts: list[str] | None = None, history: bool = True, progress: bool = False
 ) -> EntropyCollapse:
     """Mean attention entropy vs QK spectral norm per head, for the model and its snapshots.

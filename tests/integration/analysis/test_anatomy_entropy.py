@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from analysis._anatomy_data import natural_texts
-from analysis.entropy_collapse import EntropyCollapse, entropy_collapse
+from analysis.entropy_collapse import EntropyCollapse, entropy_collapse_view
 
 
 @pytest.fixture(scope="module")
 def collapse(zoo_model):
-    return entropy_collapse(zoo_model("tiny-induction"))
+    return entropy_collapse_view(zoo_model("tiny-induction"))
 
 
 def test_checkpoints_and_final_snapshot(collapse, zoo_model):
@@ -51,7 +51,7 @@ def test_round_trip_and_plots(collapse, zoo_model):
     assert back.to_frame().equals(collapse.to_frame())
     assert len(collapse.plot().data[0].x) == 16
     assert len(collapse.plot("trajectories").data) == 16
-    only_final = entropy_collapse(zoo_model("tiny-ioi"), history=False)
+    only_final = entropy_collapse_view(zoo_model("tiny-ioi"), history=False)
     assert set(only_final.to_frame().checkpoint) == {"final"}
     with pytest.raises(ValueError, match="kind"):
         collapse.plot("pie")
