@@ -23,20 +23,28 @@ LOG2E = 1.4426950408889634
 KERNEL_OUTPUTS = (*SCALAR_STATS, "distance_hist", "block_mass")  # the kernel's pointer order
 
 
-def launch_config(d_head: int, interpret: bool) -> tuple[int, int, int, int]:
-    """(BLOCK_M, BLOCK_N, num_warps, num_stages) for this head size."""
+def launch_config(d_head: int, interpret: bool, tile_stats: bool) -> tuple[int, int, int, int]:
+    """(BLOCK_M, BLOCK_N, num_warps, num_stages). Chosen from sm_90 register counts read off
+    the compiled cubin without a GPU (see docs/kernels.md): with d_head 128 and BLOCK_N 64 the
+    per-tile statistics (entropy, mean_distance, sum_sq, distance_hist) spill, with BLOCK_N 32
+    they do not. Not yet timed on a GPU: benchmarks/attention_stats.py --gpu sweeps these."""
     if interpret:  # fewer, larger tiles: the interpreter's cost is per tile
         return 64, 64, 4, 1
     if d_head <= 64:
-        return 128, 64, 4, 3
-    return 128, 64, 8, 3
+        return 128, 64, 8, 3
+    return (128, 32, 8, 3) if tile_stats else (128, 64, 8, 3)
 
 
-def kernel_arguments(q, k, v, config: AttentionConfig, interpret: bool):
-    """(out, fields, grid, args, meta) for `_attention_stats_kernel[grid](*args, **meta)`."""
+TILE_STATS = ("entropy", "mean_distance", "sum_sq", "distance_hist")  # work inside the key loop
+
+
+def kernel_arguments(q, k, v, config: AttentionConfig, interpret: bool, tiles=None):
+    """(out, fields, grid, args, meta) for `_attention_stats_kernel[grid](*args, **meta)`;
+    `tiles` overrides launch_config's (BLOCK_M, BLOCK_N, num_warps, num_stages)."""
     batch, heads_q, seq_q, d_head = q.shape
     heads_kv, seq_k = k.shape[1], k.shape[2]
-    block_m, block_n, num_warps, num_stages = launch_config(d_head, interpret)
+    tile_stats = any(config.wants(name) for name in TILE_STATS)
+    block_m, block_n, num_warps, num_stages = tiles or launch_config(d_head, interpret, tile_stats)
     n_buckets = distance_buckets(seq_k)
     n_mass_blocks = -(-seq_k // config.mass_block)
     wants = config.wants
@@ -68,6 +76,7 @@ def kernel_arguments(q, k, v, config: AttentionConfig, interpret: bool):
         BLOCK_M=block_m,
         BLOCK_N=block_n,
         BLOCK_MB=max(16, min(block_n, triton.next_power_of_2(config.mass_block))),
+        BLOCK_SINK=max(16, min(block_n, triton.next_power_of_2(config.sink_tokens))),
         BUCKETS_PAD=triton.next_power_of_2(n_buckets) if wants("distance_hist") else 1,
         CAUSAL=config.causal,
         HAS_KEY_LENGTHS=config.key_lengths is not None,
@@ -90,11 +99,16 @@ def kernel_arguments(q, k, v, config: AttentionConfig, interpret: bool):
 
 
 def triton_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: AttentionConfig
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    config: AttentionConfig,
+    tiles: tuple[int, int, int, int] | None = None,
 ) -> tuple[torch.Tensor | None, AttentionStats]:
-    """Run the kernel on checked input (CUDA tensors, or CPU tensors under the interpreter)."""
+    """Run the kernel on checked input (CUDA tensors, or CPU tensors under the interpreter).
+    `tiles` (BLOCK_M, BLOCK_N, num_warps, num_stages) is for benchmark sweeps."""
     interpret = os.environ.get("TRITON_INTERPRET") == "1"
-    out, fields, grid, args, meta = kernel_arguments(q, k, v, config, interpret)
+    out, fields, grid, args, meta = kernel_arguments(q, k, v, config, interpret, tiles)
     _attention_stats_kernel[grid](*args, **meta)
     stats = AttentionStats(**fields, sink_tokens=config.sink_tokens, mass_block=config.mass_block)
     return out, stats

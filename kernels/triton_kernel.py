@@ -9,14 +9,16 @@ arithmetic with masked loads (`tl.make_block_ptr` is gone in Triton 3.9).
 
 Statistics ride along the same loop, each behind a `tl.constexpr` switch (an unused one is
 compiled out) and rescaled by alpha = exp2(m_old - m_new) like the output accumulator: entropy via
-T = sum p (s - m) (H = ln l - T / l), max_prob = 1 / l, sink, mean distance, sum of squares
-(alpha^2) and the log2 distance histogram. Per key block the histogram visits only the buckets
-the block's distance range can reach (far blocks usually reach one: no extra pass at all), and
-the last visited bucket takes the remainder of the row sum.
+T = sum p (s - m) (H = ln l - T / l), max_prob = 1 / l, mean distance (float offsets relative to
+the key block, so no int tile), sum of squares (alpha^2) and the log2 distance histogram. Per key
+block the histogram visits only the buckets the block's distance range can reach (far blocks
+usually reach one: no extra pass at all); the last visited bucket takes the rest of the row sum.
 
-`block_mass` is a second pass over the keys with the final m_i and l_i: the simplest correct way
-to normalise sums over key blocks whose width (mass_block) is independent of BLOCK_N. It
-recomputes Q K^T, so it about doubles the cost, and only runs when requested.
+`sink` and `block_mass` are post-passes with the final m_i and l_i (`_range_mass`): they recompute
+Q K^T only over the keys they need. For `sink` that is one small tile per query block (keeps the
+main loop free of a branch that cost registers); for `block_mass` it is every visible key, so it
+about doubles the cost, and only runs when requested; it is also the simplest correct way to
+normalise sums over key blocks whose width (mass_block) is independent of BLOCK_N.
 
 Caveats: UPCAST (set by the launcher under TRITON_INTERPRET=1 only) turns fp16/bf16 tiles into
 fp32 before tl.dot, because bf16 tl.dot gives garbage in the interpreter; on a GPU tiles stay in
@@ -72,12 +74,11 @@ def _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset, qk_s
 
 @triton.jit
 def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
-          offs_m, offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, sink_tokens,
-          n_buckets, m_i, l_i, acc, t, sink, dist, sum_sq, hist,
+          offs_m, offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, n_buckets,
+          m_i, l_i, acc, t, dist, sum_sq, hist,
           MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
           UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
-          WRITE_OUT: tl.constexpr, HAS_ENTROPY: tl.constexpr, HAS_SINK: tl.constexpr,
-          HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
+          WRITE_OUT: tl.constexpr, HAS_ENTROPY: tl.constexpr, HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
           BUCKETS_PAD: tl.constexpr):
     """Fold key block [start_n, start_n + BLOCK_N) into the running state of one query block."""
     offs_n = start_n + offs_n0  # [BLOCK_N] key positions
@@ -94,14 +95,14 @@ def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd
             shifted = tl.where(visible, shifted, 0.0)  # avoid 0 * -inf
         t = alpha * (t + (m_i - m_new) * l_i) + tl.sum(p * shifted, 1)
     l_i = l_i * alpha + row_sum
-    if HAS_SINK:
-        sink = sink * alpha
-        if start_n < sink_tokens:
-            sink += tl.sum(tl.where(offs_n[None, :] < sink_tokens, p, 0.0), 1)
-    if HAS_DIST or HAS_HIST:
-        distance = tl.abs(offs_m[:, None] + key_offset - offs_n[None, :])  # [BLOCK_M, BLOCK_N]
-    if HAS_DIST:
-        dist = dist * alpha + tl.sum(p * distance.to(tl.float32), 1)
+    if HAS_DIST:  # float offsets relative to start_n: no int tile, little cancellation
+        query_rel = (offs_m + key_offset - start_n).to(tl.float32)  # [BLOCK_M]
+        key_rel = offs_n0.to(tl.float32)  # [BLOCK_N]
+        if CAUSAL and not MASKED:  # every key is at or before the query: |i' - j| = i' - j
+            tile_dist = query_rel * row_sum - tl.sum(p * key_rel[None, :], 1)
+        else:
+            tile_dist = tl.sum(p * tl.abs(query_rel[:, None] - key_rel[None, :]), 1)
+        dist = dist * alpha + tile_dist
     if HAS_SUM_SQ:
         sum_sq = sum_sq * alpha * alpha + tl.sum(p * p, 1)
     if HAS_HIST:
@@ -112,6 +113,7 @@ def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd
         low_d = tl.where(nearest > 0, nearest, tl.where(farthest < 0, -farthest, 0))
         high_d = tl.maximum(tl.abs(nearest), tl.abs(farthest))
         low, high = _bucket(low_d, n_buckets), _bucket(high_d, n_buckets)
+        distance = tl.abs(offs_m[:, None] + key_offset - offs_n[None, :])  # [BLOCK_M, BLOCK_N]
         buckets = _bucket(distance, n_buckets)  # [BLOCK_M, BLOCK_N]
         columns = tl.arange(0, BUCKETS_PAD)[None, :]  # [1, BUCKETS_PAD]
         remainder = row_sum
@@ -124,29 +126,26 @@ def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd
         v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :] * stride_vd
         v = _load_rows(v_ptrs, offs_n < seq_k, d_ok, MASKED, EVEN_D, UPCAST)  # [BLOCK_N, BLOCK_D]
         acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=DOT_PRECISION)
-    return m_new, l_i, acc, t, sink, dist, sum_sq, hist
+    return m_new, l_i, acc, t, dist, sum_sq, hist
 
 
 @triton.jit
-def _block_mass_pass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, rows_ok, seq_k,
-                     key_length, key_end, key_offset, qk_scale, m_i, l_i, out_ptr,
-                     n_mass_blocks, mass_block, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
-                     UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_MB: tl.constexpr):
-    """Second pass: probability mass of every visible key block of width mass_block."""
-    offs_t = tl.arange(0, BLOCK_MB)
-    inv_l = 1.0 / l_i
-    for block in range(0, tl.cdiv(key_end, mass_block)):
-        mass = tl.zeros_like(l_i)
-        block_start = block * mass_block
-        block_end = tl.minimum(block_start + mass_block, key_end)
-        for start_n in range(block_start, block_end, BLOCK_MB):
-            offs_n = start_n + offs_t
-            k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
-            s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
-                                 qk_scale, True, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
-            s = tl.where(offs_n[None, :] < block_end, s, float("-inf"))  # [BLOCK_M, BLOCK_MB]
-            mass += tl.sum(tl.exp2(s - m_i[:, None]), 1)
-        tl.store(out_ptr + offs_m * n_mass_blocks + block, mass * inv_l, mask=rows_ok)
+def _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k, key_length,
+                key_offset, qk_scale, m_i, range_start, range_end, CAUSAL: tl.constexpr,
+                EVEN_D: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+                BLOCK_R: tl.constexpr):
+    """Unnormalised mass sum exp2(s_j - m_i) of the visible keys j in [range_start, range_end),
+    recomputed with the final row max (a post-pass: keeps the main loop free of it)."""
+    offs_t = tl.arange(0, BLOCK_R)
+    mass = tl.zeros_like(m_i)  # [BLOCK_M]
+    for start_n in range(range_start, range_end, BLOCK_R):
+        offs_n = start_n + offs_t
+        k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
+        s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
+                             qk_scale, True, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
+        s = tl.where(offs_n[None, :] < range_end, s, float("-inf"))  # [BLOCK_M, BLOCK_R]
+        mass += tl.sum(tl.exp2(s - m_i[:, None]), 1)
+    return mass
 
 
 @triton.jit
@@ -156,7 +155,7 @@ def _attention_stats_kernel(
     stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om, stride_od,
     heads_q, group, seq_q, seq_k, qk_scale, sink_tokens, n_buckets, mass_block, n_mass_blocks,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_MB: tl.constexpr, BUCKETS_PAD: tl.constexpr, CAUSAL: tl.constexpr,
+    BLOCK_MB: tl.constexpr, BLOCK_SINK: tl.constexpr, BUCKETS_PAD: tl.constexpr, CAUSAL: tl.constexpr,
     HAS_KEY_LENGTHS: tl.constexpr, WRITE_OUT: tl.constexpr, HAS_LSE: tl.constexpr,
     HAS_ENTROPY: tl.constexpr, HAS_MAX_PROB: tl.constexpr, HAS_SINK: tl.constexpr,
     HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
@@ -196,24 +195,17 @@ def _attention_stats_kernel(
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
     acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     t = tl.zeros([BLOCK_M], dtype=tl.float32)
-    sink = tl.zeros([BLOCK_M], dtype=tl.float32)
     dist = tl.zeros([BLOCK_M], dtype=tl.float32)
     sum_sq = tl.zeros([BLOCK_M], dtype=tl.float32)
     hist = tl.zeros([BLOCK_M, BUCKETS_PAD], dtype=tl.float32)
-    for start_n in range(0, full_end, BLOCK_N):
-        m_i, l_i, acc, t, sink, dist, sum_sq, hist = _tile(
-            q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
-            offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, sink_tokens,
-            n_buckets, m_i, l_i, acc, t, sink, dist, sum_sq, hist, False, CAUSAL, EVEN_D,
-            UPCAST, DOT_PRECISION, BLOCK_N, WRITE_OUT, HAS_ENTROPY, HAS_SINK, HAS_DIST,
-            HAS_SUM_SQ, HAS_HIST, BUCKETS_PAD)
-    for start_n in range(full_end, key_end, BLOCK_N):
-        m_i, l_i, acc, t, sink, dist, sum_sq, hist = _tile(
-            q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
-            offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, sink_tokens,
-            n_buckets, m_i, l_i, acc, t, sink, dist, sum_sq, hist, True, CAUSAL, EVEN_D,
-            UPCAST, DOT_PRECISION, BLOCK_N, WRITE_OUT, HAS_ENTROPY, HAS_SINK, HAS_DIST,
-            HAS_SUM_SQ, HAS_HIST, BUCKETS_PAD)
+    for phase in tl.static_range(2):  # 0: key blocks all rows see, unmasked; 1: the rest, masked
+        for start_n in range(full_end * phase, full_end + (key_end - full_end) * phase, BLOCK_N):
+            m_i, l_i, acc, t, dist, sum_sq, hist = _tile(
+                q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
+                offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, n_buckets, m_i,
+                l_i, acc, t, dist, sum_sq, hist, phase == 1, CAUSAL, EVEN_D, UPCAST,
+                DOT_PRECISION, BLOCK_N, WRITE_OUT, HAS_ENTROPY, HAS_DIST, HAS_SUM_SQ, HAS_HIST,
+                BUCKETS_PAD)
 
     row = pid_bh * seq_q + offs_m  # flat index into [batch * heads_q, seq_q]
     inv_l = 1.0 / l_i
@@ -231,6 +223,10 @@ def _attention_stats_kernel(
     if HAS_MAX_PROB:
         tl.store(MaxProb + row, inv_l, mask=rows_ok)
     if HAS_SINK:
+        sink = _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k,
+                           key_length, key_offset, qk_scale, m_i, 0,
+                           tl.minimum(sink_tokens, key_end), CAUSAL, EVEN_D, UPCAST,
+                           DOT_PRECISION, BLOCK_SINK)
         tl.store(Sink + row, sink * inv_l, mask=rows_ok)
     if HAS_DIST:
         tl.store(MeanDistance + row, dist * inv_l, mask=rows_ok)
@@ -241,11 +237,15 @@ def _attention_stats_kernel(
         hist_ptrs = Hist + row[:, None] * n_buckets + columns[None, :]  # [BLOCK_M, BUCKETS_PAD]
         tl.store(hist_ptrs, hist * inv_l[:, None],
                  mask=rows_ok[:, None] & (columns[None, :] < n_buckets))
-    if HAS_BLOCK_MASS:
-        _block_mass_pass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, rows_ok, seq_k,
-                         key_length, key_end, key_offset, qk_scale, m_i, l_i,
-                         BlockMass + pid_bh * seq_q * n_mass_blocks, n_mass_blocks, mass_block,
-                         CAUSAL, EVEN_D, UPCAST, DOT_PRECISION, BLOCK_MB)
+    if HAS_BLOCK_MASS:  # each visible key block, recomputed with the final m_i
+        block_ptrs = BlockMass + row * n_mass_blocks  # [BLOCK_M] row starts
+        for block in range(0, tl.cdiv(key_end, mass_block)):
+            block_start = block * mass_block
+            mass = _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k,
+                               key_length, key_offset, qk_scale, m_i, block_start,
+                               tl.minimum(block_start + mass_block, key_end), CAUSAL, EVEN_D,
+                               UPCAST, DOT_PRECISION, BLOCK_MB)
+            tl.store(block_ptrs + block, mass * inv_l, mask=rows_ok)
 
 
 # fmt: on

@@ -13,6 +13,17 @@ import torch
 from kernels import DEFAULT_STATS, SCALAR_STATS, STAT_NAMES, attention_with_stats
 
 
+def to_cpu(out, stats):
+    """(out, stats) moved to the CPU, for comparison with the reference."""
+    fields = {name: getattr(stats, name) for name in STAT_NAMES}
+    cpu_stats = type(stats)(
+        **{name: None if value is None else value.cpu() for name, value in fields.items()},
+        sink_tokens=stats.sink_tokens,
+        mass_block=stats.mass_block,
+    )
+    return (None if out is None else out.cpu()), cpu_stats
+
+
 def run_both(q, k, v, device, **kwargs):
     kwargs.setdefault("stats", STAT_NAMES)
     on_device = [t.to(device) for t in (q, k, v)]
@@ -20,17 +31,11 @@ def run_both(q, k, v, device, **kwargs):
         kwargs["key_lengths"] = kwargs["key_lengths"].to(device)
     out, stats = attention_with_stats(*on_device, backend="triton", **kwargs)
     assert out is None or out.device.type == device
-    fields = {name: getattr(stats, name) for name in STAT_NAMES}
-    cpu_stats = type(stats)(
-        **{name: None if value is None else value.cpu() for name, value in fields.items()},
-        sink_tokens=stats.sink_tokens,
-        mass_block=stats.mass_block,
-    )
     kwargs["key_lengths"] = (
         None if kwargs.get("key_lengths") is None else kwargs["key_lengths"].cpu()
     )
     reference = attention_with_stats(q, k, v, backend="reference", **kwargs)
-    return (None if out is None else out.cpu(), cpu_stats), reference
+    return to_cpu(out, stats), reference
 
 
 @pytest.mark.parametrize(
@@ -90,3 +95,18 @@ def test_long_sequence(make_qkv, assert_matches, triton_device):
     q, k, v = make_qkv(batch=1, heads_q=2, heads_kv=1, seq_q=1024, seq_k=1024, d_head=64)
     actual, reference = run_both(q, k, v, triton_device, causal=True, stats=DEFAULT_STATS)
     assert_matches(actual, reference, torch.float32)
+
+
+@pytest.mark.parametrize("tiles", [(32, 16, 4, 1), (16, 32, 4, 1)])
+def test_other_tile_shapes(make_qkv, assert_matches, triton_device, tiles):
+    """The GPU uses other tiles than the interpreter's 64 x 64: check uneven shapes too."""
+    from kernels.stats import validate_inputs
+    from kernels.triton_attention import triton_attention
+
+    q, k, v = make_qkv(batch=1, heads_q=2, heads_kv=1, seq_q=40, seq_k=50)
+    kwargs = dict(causal=True, sm_scale=None, backend="triton", stats=STAT_NAMES, key_lengths=None)
+    kwargs.update(sink_tokens=20, mass_block=24, write_out=True, chunk_size=256)
+    config = validate_inputs(*(t.to(triton_device) for t in (q, k, v)), **kwargs)
+    actual = triton_attention(*(t.to(triton_device) for t in (q, k, v)), config, tiles=tiles)
+    reference = attention_with_stats(q, k, v, **{**kwargs, "backend": "reference"})
+    assert_matches(to_cpu(*actual), reference, torch.float32)
