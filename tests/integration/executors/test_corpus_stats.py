@@ -109,6 +109,32 @@ def test_interrupted_run_resumes_and_skips_finished_shards(zoo_model, tmp_path):
     assert_frame_equal(store.load_table(resumed.run_id, "main"), expected.per_head)
 
 
+class RepeatingExecutor(InProcessExecutor):
+    """Reports every shard twice, like a retried task whose first result also arrived."""
+
+    def run(self, job, shards, on_result):
+        for shard in shards:
+            frame = job.fn(job.model, shard)
+            on_result(shard, frame)
+            on_result(shard, frame.assign(entropy=frame["entropy"] + 1))  # must be ignored
+
+
+def test_a_shard_reported_twice_counts_once(zoo_model, tmp_path):
+    model = zoo_model("tiny-ioi")
+    expected = corpus_stats(model, TEXTS, docs_per_shard=3)
+    got = corpus_stats(model, TEXTS, docs_per_shard=3, executor=RepeatingExecutor(),
+                       store=tmp_path)  # fmt: skip
+    assert_frame_equal(got.per_head, expected.per_head, check_exact=True)
+    assert int(got.per_head["n_queries"].sum()) == int(expected.per_head["n_queries"].sum())
+    assert len(RunStore(tmp_path).load_shards(got.run_id)) == 4
+
+
+def test_ray_executor_without_ray_is_one_clear_error(zoo_model, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(ValueError, match=r"executor: 'ray' needs Ray, which is not installed"):
+        corpus_stats(zoo_model("tiny-ioi"), TEXTS[:2], executor="ray")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
