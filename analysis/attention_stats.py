@@ -2,7 +2,8 @@
 
 One forward pass per batch of prompts with the statistics attention installed in every layer
 (`analysis.stats_attention`), so no layer materialises an n x n pattern: memory per layer is
-O(n x chunk) on the chunked CPU path and O(n) for the statistics kept. Prompts are tokenised one
+O(n x chunk) on the chunked CPU path and O(n) for the statistics kept. The pass stops at the
+last layer's attention output (a hook raises), so no logits are computed. Prompts are tokenised one
 by one (so a batch row is exactly the prompt's own tokens), sorted by length, right-padded into
 batches of `batch_size`, and the statistics scattered back in the order given.
 
@@ -16,6 +17,7 @@ Caveats:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -81,8 +83,9 @@ def attention_stats(
         for batch in tqdm(batches, desc="attention stats", disable=not progress):
             tokens = _pad([token_rows[i] for i in batch], model)  # [batch, pos]
             batch_lengths = torch.tensor([lengths[i] for i in batch], device=tokens.device)
-            with torch.no_grad():
-                model.bridge(tokens, attention_mask=_padding_mask(model, tokens, batch_lengths))
+            _forward_through_last_attention(
+                model, tokens, _padding_mask(model, tokens, batch_lengths)
+            )
             storage.write(batch, attention.take())
     return HeadStats(
         model_name=model.name,
@@ -100,6 +103,25 @@ def attention_stats(
             "n_key_value_heads": model.n_key_value_heads,
         },
     )
+
+
+class _LastAttentionDone(Exception):
+    """Raised from the last layer's attention output hook: nothing after it is needed."""
+
+
+def _stop(tensor: torch.Tensor, *, hook: Any) -> None:
+    raise _LastAttentionDone
+
+
+def _forward_through_last_attention(
+    model: Model, tokens: torch.Tensor, attention_mask: torch.Tensor | None
+) -> None:
+    """Run the model up to the last layer's attention output, then stop: the last MLP, the
+    final norm and the unembedding (a 30k-vocab MLM head on MiniLM) are skipped."""
+    last = f"blocks.{model.n_layers - 1}.attn.hook_out"
+    hooks = {last: _stop} if last in model.hook_names else {}
+    with torch.no_grad(), model.intervene(hooks), contextlib.suppress(_LastAttentionDone):
+        model.bridge(tokens, attention_mask=attention_mask)
 
 
 class _Storage:

@@ -25,9 +25,11 @@ comes from the HF module's `is_causal`. Statistics are therefore those of the ro
 and of exactly the keys the model attends to.
 
 Caveats:
-- While installed, `hook_pattern`, `hook_attn_scores` and the bridge's q/k/v/rotary hooks of
-  re-implemented components do not fire (the HF module runs instead); `blocks.{l}.attn.hook_in`,
-  `hook_out` and the layers around attention fire as usual.
+- While installed, `hook_pattern` and `hook_attn_scores` never fire. Where the bridge had
+  re-implemented attention, the HF module's own path runs instead: on GPT-2 the fused
+  `attn.qkv.hook_*` fire but not `hook_q/k/v/z` (`attn.q/k/v/o.*`); on Llama-style models
+  `hook_q/k/v/z` fire but not `hook_rot_q/rot_k/cos/sin`. `attn.hook_in`/`hook_out` and
+  everything outside attention fire as usual (measured on the zoo models).
 - Right padding only; plain causal or bidirectional masks only. Sliding windows, soft-capping,
   attention sinks, packed sequences, ALiBi or relative position biases are refused with
   `NotImplementedError` (or a missing layer is reported) rather than computed wrongly.
