@@ -2,6 +2,8 @@
 
 This is the ground truth the chunked and Triton backends are tested against. It allocates
 [batch, heads_q, seq_q, seq_k] float64 tensors, so it is only meant for small inputs.
+`compute_dtype=torch.float32` turns it into the eager "pattern + reductions" baseline that
+benchmarks/attention_stats.py measures the chunked path against.
 """
 
 from __future__ import annotations
@@ -18,16 +20,21 @@ from kernels.stats import (
 
 
 def reference_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, config: AttentionConfig
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    config: AttentionConfig,
+    compute_dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor | None, AttentionStats]:
-    """Attention output and statistics from the materialised float64 pattern (checked input)."""
+    """Attention output and statistics from the materialised pattern (checked input)."""
     batch, heads_q, seq_q, _ = q.shape
     heads_kv, seq_k = k.shape[1], k.shape[2]
     group = heads_q // heads_kv
     device = q.device
-    k64 = k.double().repeat_interleave(group, dim=1)  # [batch, heads_q, key, d_head]
-    v64 = v.double().repeat_interleave(group, dim=1)  # [batch, heads_q, key, d_head]
-    scores = (q.double() @ k64.transpose(-1, -2)) * config.sm_scale  # [batch, heads_q, query, key]
+    keys = k.to(compute_dtype).repeat_interleave(group, dim=1)  # [batch, heads_q, key, d_head]
+    values = v.to(compute_dtype).repeat_interleave(group, dim=1)  # [batch, heads_q, key, d_head]
+    scores = q.to(compute_dtype) @ keys.transpose(-1, -2)  # [batch, heads_q, query, key]
+    scores.mul_(config.sm_scale)
     query_index = torch.arange(seq_q, device=device)
     key_index = torch.arange(seq_k, device=device)
     mask = visible_keys(
@@ -38,9 +45,10 @@ def reference_attention(
         causal=config.causal,
         key_lengths=config.key_lengths,
     )  # [batch or 1, 1, query, key]
-    scores = scores.masked_fill(~mask, float("-inf"))
+    scores.masked_fill_(~mask, float("-inf"))
     lse = torch.logsumexp(scores, dim=-1)  # [batch, heads_q, query]
-    pattern = torch.exp(scores - lse[..., None])  # [batch, heads_q, query, key]
+    pattern = scores.sub_(lse[..., None]).exp_()  # [batch, heads_q, query, key], in place
+    del scores
 
     distance = (query_index[:, None] + (seq_k - seq_q) - key_index[None, :]).abs()  # [query, key]
     n_buckets = distance_buckets(seq_k)
@@ -48,12 +56,12 @@ def reference_attention(
     n_mass_blocks = -(-seq_k // config.mass_block)
     block = key_index // config.mass_block  # [key]
 
-    values = {
+    compute = {
         "lse": lambda: lse,
         "entropy": lambda: -torch.special.xlogy(pattern, pattern).sum(-1),
         "max_prob": lambda: pattern.amax(-1),
         "sink": lambda: pattern[..., : config.sink_tokens].sum(-1),
-        "mean_distance": lambda: (pattern * distance.double()).sum(-1),
+        "mean_distance": lambda: (pattern * distance.to(compute_dtype)).sum(-1),
         "sum_sq": lambda: (pattern * pattern).sum(-1),
         "distance_hist": lambda: pattern.new_zeros(batch, heads_q, seq_q, n_buckets).scatter_add_(
             -1, bucket.expand(batch, heads_q, seq_q, seq_k), pattern
@@ -62,9 +70,9 @@ def reference_attention(
             -1, block, pattern
         ),  # [batch, heads_q, query, mass block]
     }
-    fields = {name: values[name]().float() for name in config.stats}
+    fields = {name: compute[name]().float() for name in config.stats}
     stats = AttentionStats(**fields, sink_tokens=config.sink_tokens, mass_block=config.mass_block)
     out = (
-        (pattern @ v64).to(q.dtype) if config.write_out else None
+        (pattern @ values).to(q.dtype) if config.write_out else None
     )  # [batch, heads_q, query, d_head]
     return out, stats
