@@ -21,7 +21,7 @@ import sys
 
 from workbench.cli._common import Parser, UsageError
 
-COMMANDS = ["models", "runs", "app", "figure", "corpus-stats", "stats", "circuit", "faithfulness"]
+COMMANDS = ["models", "runs", "app", "figure", "corpus-stats", "stats", "circuit", "faithfulness", "guide", "attack"]
 
 
 def build_parser() -> argparse.ArgumentParser:
