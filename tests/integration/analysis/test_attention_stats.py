@@ -235,3 +235,11 @@ def test_bad_input_raises_value_error_naming_it(zoo_model, kwargs, argument):
     call = {"prompts": ["A short prompt."], **kwargs}
     with pytest.raises(ValueError, match=argument):
         attention_stats(zoo_model("minilm"), call.pop("prompts"), **call)
+
+
+def test_left_padding_is_refused_not_computed_wrongly(zoo_model):
+    model = zoo_model("minilm")
+    tokens = model.to_tokens(PROMPTS["minilm"][:2])  # [batch, pos]
+    mask = model.attention_mask(tokens).flip(-1)  # padding on the left
+    with statistics_attention(model), pytest.raises(ValueError, match="right padding"):
+        model.bridge(tokens, attention_mask=mask)
