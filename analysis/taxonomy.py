@@ -177,9 +177,11 @@ def _profile_scores(model: Model, texts: list[str], *, progress: bool) -> dict[s
 
 def _label(row: pd.Series, threshold: float, uniform_threshold: float) -> str:
     for group in (SPECIFIC, GENERIC):
-        best = max(group, key=lambda name: row[name])
-        if row[best] >= (uniform_threshold if best == "uniform" else threshold):
-            return best
+        passing = [
+            n for n in group if row[n] >= (uniform_threshold if n == "uniform" else threshold)
+        ]
+        if passing:
+            return max(passing, key=lambda name: row[name])
     return "mixed"
 
 

@@ -21,7 +21,7 @@ import sys
 
 from workbench.cli._common import Parser, UsageError
 
-COMMANDS = ["models", "runs", "app", "figure", "corpus-stats", "stats", "circuit", "faithfulness", "guide", "attack"]
+COMMANDS = ["models", "runs", "app", "figure", "corpus-stats", "stats", "circuit", "faithfulness", "guide", "attack", "svd", "decompose", "heads"]
 
 
 def build_parser() -> argparse.ArgumentParser:

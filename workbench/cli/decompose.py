@@ -1,0 +1,83 @@
+"""`workbench decompose MODEL PROMPT LAYER HEAD QUERY KEY`: sparse attention decomposition.
+
+Runs `analysis.score_decomposition.decompose_score`: the raw score of (QUERY -> KEY) split into
+d_head singular terms, the fewest reaching `--share` of it, the reconstruction error against the
+model's own q.k, and (`--upstream N`, default 5, 0 to skip) the N earlier sources writing most
+along the selected components on each side. `--save` stores the decomposition (kind
+"score_decomposition"). Out-of-range layer/head/position exits 2 with one line naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from workbench.cli._common import UsageError, add_store_argument, emit
+
+
+def _text(payload: dict[str, Any]) -> str:
+    lines = [
+        f"{payload['model']} L{payload['layer']}H{payload['head']}: "
+        f"{payload['query_token']!r}@{payload['query']} -> {payload['key_token']!r}@{payload['key']}",
+        f"score {payload['score']:.6g} (model {payload['model_score']:.6g}, "
+        f"relative error {payload['relative_error']:.1e}), pattern {payload['pattern']:.3f}"
+        + (" (firing)" if payload["firing"] else ""),
+        f"{payload['sparsity']} of {len(payload['terms'])} components reach "
+        f"{payload['share']:.0%}: {payload['selected']}",
+        "terms: " + " ".join(f"{t:.3g}" for t in payload["terms"]),
+    ]
+    for side in ("query", "key"):
+        rows = payload.get("upstream", {}).get(side, [])
+        if rows:
+            parts = ", ".join(f"{r['source']} {r['contribution']:.3g}" for r in rows)
+            lines.append(f"upstream ({side} side): {parts}")
+    if "run_id" in payload:
+        lines.append(f"saved as run {payload['run_id']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.upstream < 0:
+        raise UsageError(f"--upstream: expected a count >= 0, got {args.upstream}")
+    from analysis.score_decomposition import decompose_score, upstream_contributions
+    from workbench import load_model
+
+    model = load_model(args.model)
+    result = decompose_score(
+        model, args.prompt, args.layer, args.head, args.query, args.key, share=args.share
+    )
+    payload: dict[str, Any] = {**result.summary(), "str_tokens": result.str_tokens}
+    if args.upstream:
+        upstream = upstream_contributions(model, result)
+        payload["upstream"] = {
+            side: upstream.top(side, args.upstream, kind=None).to_dict(orient="records")
+            for side in ("query", "key")
+        }
+    if args.save:
+        from workbench.store import RunStore
+
+        config = {k: getattr(args, k) for k in ("prompt", "layer", "head", "query", "key", "share")}
+        payload["run_id"] = RunStore(args.store).save(
+            result, kind="score_decomposition", model=result.model_name, config=config
+        )
+    emit(payload, as_json=args.json, text=_text)
+    return 0
+
+
+def register(sub, json_flag) -> None:
+    p = sub.add_parser(
+        "decompose",
+        parents=[json_flag],
+        help="split one attention score into singular components (sparse decomposition)",
+    )
+    p.add_argument("model", help="a zoo name, checkpoint folder or hub id")
+    p.add_argument("prompt")
+    p.add_argument("layer", type=int)
+    p.add_argument("head", type=int)
+    p.add_argument("query", type=int, help="query token position (0 = first token, BOS included)")
+    p.add_argument("key", type=int, help="key token position")
+    p.add_argument("--share", type=float, default=0.7, help="share of the score to reach")
+    p.add_argument("--upstream", type=int, default=5, help="top upstream sources per side")
+    p.add_argument("--save", action="store_true", help="store the result in the run store")
+    add_store_argument(p)
+    p.set_defaults(func=run)

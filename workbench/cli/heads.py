@@ -1,0 +1,70 @@
+"""`workbench heads MODEL`: head taxonomy (behaviour scores, labels) and clustering.
+
+Runs `analysis.taxonomy.head_taxonomy`: previous-token, duplicate-token and induction scores on
+repeated random tokens, sink / local / uniform on natural text (`--text`, repeatable; default
+IOI-template English), a label per head and a KMeans or agglomerative clustering with its
+silhouette score. `--save` stores the result (kind "head_taxonomy").
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from workbench.cli._common import add_store_argument, emit
+
+
+def _text(payload: dict[str, Any]) -> str:
+    import pandas as pd
+
+    frame = pd.DataFrame(payload["heads"]).drop(columns=["pc1", "pc2"])
+    silhouette = payload["silhouette"]
+    lines = [
+        f"{payload['model']}: {len(frame)} heads, silhouette "
+        + ("n/a" if silhouette is None else f"{silhouette:.3f}"),
+        frame.to_string(index=False, float_format="%.3f"),
+    ]
+    if "run_id" in payload:
+        lines.append(f"saved as run {payload['run_id']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.taxonomy import head_taxonomy
+    from workbench import load_model
+
+    model = load_model(args.model)
+    result = head_taxonomy(
+        model,
+        texts=args.text,
+        method=args.method,
+        n_clusters=args.clusters,
+        threshold=args.threshold,
+        seed=args.seed,
+    )
+    payload = result.summary()
+    if args.save:
+        from workbench.store import RunStore
+
+        payload["run_id"] = RunStore(args.store).save(
+            result, kind="head_taxonomy", model=result.model_name, config=result.config
+        )
+    emit(payload, as_json=args.json, text=_text)
+    return 0
+
+
+def register(sub, json_flag) -> None:
+    p = sub.add_parser(
+        "heads",
+        parents=[json_flag],
+        help="head taxonomy (previous/induction/sink/...) and clusters",
+    )
+    p.add_argument("model", help="a zoo name, checkpoint folder or hub id")
+    p.add_argument("--text", action="append", default=None, help="natural-text prompt (repeat)")
+    p.add_argument("--method", default="kmeans", help="kmeans | agglomerative (default kmeans)")
+    p.add_argument("--clusters", type=int, default=4, help="number of clusters (default 4)")
+    p.add_argument("--threshold", type=float, default=0.4, help="score needed for a label")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save", action="store_true", help="store the result in the run store")
+    add_store_argument(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,71 @@
+"""`workbench svd MODEL LAYER HEAD`: QK (bias-augmented) and OV singular spectra of one head.
+
+Runs `analysis.head_svd.qk_ov_svd` (float64 raw HF weights, norm gain/bias folded by the
+analysis) and prints the spectra, effective ranks, the QK spectral norm and token readouts of
+the top singular directions; `--save` stores the result (kind "head_svd"). An out-of-range layer
+or head exits 2 with one line naming it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from workbench.cli._common import add_store_argument, emit
+
+
+def _text(payload: dict[str, Any]) -> str:
+    import pandas as pd
+
+    lines = [
+        f"{payload['model']} L{payload['layer']}H{payload['head']} (kv head {payload['kv_head']})",
+        f"QK spectral norm sigma_max/sqrt(d_head): {payload['spectral_norm']:.4g}",
+        f"QK effective rank: {payload['qk_effective_rank']}",
+        f"OV effective rank: {payload['ov_effective_rank']}",
+        "QK singular values: " + " ".join(f"{s:.3g}" for s in payload["qk_singular_values"]),
+        "OV singular values: " + " ".join(f"{s:.3g}" for s in payload["ov_singular_values"]),
+        f"weights: {payload['weights']}",
+    ]
+    readouts = pd.DataFrame(payload["readouts"])
+    if not readouts.empty:
+        top = readouts.groupby(["matrix", "side", "component", "sign"], sort=False).token.apply(
+            lambda tokens: " ".join(tokens)
+        )
+        lines.append(top.to_string())
+    if "run_id" in payload:
+        lines.append(f"saved as run {payload['run_id']}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.head_svd import qk_ov_svd
+    from workbench import load_model
+
+    model = load_model(args.model)
+    result = qk_ov_svd(
+        model, args.layer, args.head, n_components=args.components, top_tokens=args.top_tokens
+    )
+    payload = {**result.summary(), "readouts": result.readouts.to_dict(orient="records")}
+    if args.save:
+        from workbench.store import RunStore
+
+        config = {"layer": args.layer, "head": args.head, "components": args.components}
+        payload["run_id"] = RunStore(args.store).save(
+            result, kind="head_svd", model=result.model_name, config=config
+        )
+    emit(payload, as_json=args.json, text=_text)
+    return 0
+
+
+def register(sub, json_flag) -> None:
+    p = sub.add_parser(
+        "svd", parents=[json_flag], help="QK / OV singular spectra and token readouts of a head"
+    )
+    p.add_argument("model", help="a zoo name, checkpoint folder or hub id")
+    p.add_argument("layer", type=int)
+    p.add_argument("head", type=int)
+    p.add_argument("--components", type=int, default=3, help="directions read out (default 3)")
+    p.add_argument("--top-tokens", type=int, default=8, help="tokens per direction and sign")
+    p.add_argument("--save", action="store_true", help="store the result in the run store")
+    add_store_argument(p)
+    p.set_defaults(func=run)
