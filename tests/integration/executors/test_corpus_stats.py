@@ -160,7 +160,7 @@ def _cli(*args, store):
 
 
 @pytest.mark.slow
-def test_cli_stores_a_sharded_run_and_reports_errors_in_one_line(zoo_model, tmp_path):
+def test_cli_stores_a_sharded_run_and_reports_errors_in_one_line(zoo_model, tmp_path, capsys):
     (tmp_path / "a.txt").write_text("\n".join(TEXTS[:5]) + "\n\n")
     (tmp_path / "b.txt").write_text("\n".join(TEXTS[5:]))
     proc = _cli("tiny-ioi", "--texts", str(tmp_path / "*.txt"), "--docs-per-shard", "4",
@@ -173,11 +173,14 @@ def test_cli_stores_a_sharded_run_and_reports_errors_in_one_line(zoo_model, tmp_
     expected = corpus_stats(zoo_model("tiny-ioi"), TEXTS, docs_per_shard=4)
     assert payload["per_head"] == expected.per_head.to_dict(orient="records")
 
+    from workbench.cli import main  # the errors come before any loading: run them in process
+
+    capsys.readouterr()  # drop what loading printed
     for args, message in [
         (("--texts", str(tmp_path / "none*.txt")), "--texts: no files match"),
         (("--texts", str(tmp_path / "a.txt"), "--address", "x:1"), "--address: only used"),
         (("--texts", str(tmp_path / "a.txt"), "--docs-per-shard", "0"), "--docs-per-shard"),
     ]:
-        proc = _cli("tiny-ioi", *args, store=tmp_path / "store")
-        assert proc.returncode == 2 and message in proc.stderr
-        assert len(proc.stderr.strip().splitlines()) == 1
+        assert main(["corpus-stats", "tiny-ioi", *args, "--store", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
