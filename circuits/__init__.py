@@ -18,6 +18,7 @@ from circuits.evaluation import (
 from circuits.graph import Graph, build_graph, supports_edges
 from circuits.ground_truth import exhaustive_patching, reference_circuit
 from circuits.patching import activation_patching, path_patching
+from circuits.svd_tracing import svd_tracing
 from circuits.tracing import METHODS, trace
 
 __all__ = [
@@ -40,5 +41,6 @@ __all__ = [
     "roc_auc",
     "roc_curve",
     "supports_edges",
+    "svd_tracing",
     "trace",
 ]

@@ -10,6 +10,7 @@ Dispatches to the per-method modules:
 | eap          | `eap`                                      | circuits.attribution   |
 | eap-ig       | `eap_ig` (ig_steps)                        | circuits.attribution   |
 | acdc         | `acdc` (threshold, distance)               | circuits.acdc          |
+| svd          | `svd_tracing`                              | circuits.svd_tracing   |
 
 `top_n=` / `threshold=` prune the result (`Circuit.prune`); other options go to the method.
 Unknown methods or options raise `ValueError` naming them.
@@ -33,6 +34,7 @@ METHODS = {
     "eap": ("circuits.attribution", "eap"),
     "eap-ig": ("circuits.attribution", "eap_ig"),
     "acdc": ("circuits.acdc", "acdc"),
+    "svd": ("circuits.svd_tracing", "svd_tracing"),
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from workbench.cli._common import UsageError, emit
 
-CLI_METHODS = ("activation", "path", "eap", "eap-ig", "acdc", "exhaustive")
+CLI_METHODS = ("activation", "path", "eap", "eap-ig", "acdc", "svd", "exhaustive")
 
 
 def _text(payload: dict) -> str:

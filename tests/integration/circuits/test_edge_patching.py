@@ -156,3 +156,13 @@ def test_activation_patching_per_position_and_ablations(ioi):
     assert not torch.equal(mean.node_scores, per_pos.node_scores)
     with pytest.raises(ValueError, match="ablation"):
         activation_patching(model, task, ablation="gaussian")
+
+
+def test_eap_ig_along_edges_is_complete(ioi):
+    model, task = ioi
+    circuit = eap_ig(model, task, ig_steps=16, ig_path="edges")
+    summary = task.summary(model)
+    total = circuit.scores.sum().item()  # integral of dM/dalpha: M(corrupted) - M(clean)
+    assert total == pytest.approx(summary["corrupted"] - summary["clean"], rel=0.02)
+    with pytest.raises(ValueError, match="ig_path"):
+        eap_ig(model, task, ig_path="logits")

@@ -132,3 +132,18 @@ def test_scores_are_float64_on_cpu(induction):
     model, task = induction
     circuit = trace(model, task, method="eap")
     assert circuit.scores.dtype == torch.float64 and circuit.scores.device.type == "cpu"
+
+
+@pytest.mark.slow
+def test_svd_tracing_finds_k_composition_from_the_previous_token_head(induction):
+    from circuits.svd_tracing import svd_tracing
+
+    model, task = induction  # a0.3 is tiny-induction's previous-token head (score 0.95)
+    circuit = svd_tracing(model, task, n_prompts=2, n_queries=2)
+    assert circuit.method == "svd" and "a1.0" in circuit.config["traced_heads"]
+    frame = circuit.to_frame()
+    for kv in range(4):
+        into = frame[frame.port == f"a1.{kv}<k>"]
+        top = into.loc[into.abs_score.idxmax()]
+        assert top.upstream == "a0.3", (kv, top.edge)
+    assert (frame[frame.port.str.endswith("<v>")].score == 0).all()
