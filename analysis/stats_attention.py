@@ -51,6 +51,7 @@ import torch
 from kernels import AttentionStats, attention_with_stats
 from workbench.model import Model
 
+_NAME_PREFIX = "workbench_stats_"
 _install_counter = itertools.count()
 _UNSUPPORTED_KWARGS = ("sliding_window", "softcap", "s_aux", "sinks", "position_bias")
 
@@ -210,6 +211,9 @@ def statistics_attention(
     from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
     from transformers import AttentionInterface, AttentionMaskInterface
 
+    hf_model = model.bridge.original_model
+    if str(hf_model.config._attn_implementation).startswith(_NAME_PREFIX):
+        raise RuntimeError(f"statistics attention is already installed on {model.name}")
     components = _attention_components(model)
     layer_of_module = {
         id(module): layer
@@ -224,8 +228,7 @@ def statistics_attention(
         sink_tokens=sink_tokens,
         mass_block=mass_block,
     )
-    name = f"workbench_stats_{next(_install_counter)}"
-    hf_model = model.bridge.original_model
+    name = f"{_NAME_PREFIX}{next(_install_counter)}"
     configs = list({id(c): c for c in [hf_model.config, *_module_configs(components)]}.values())
     saved_implementations = [c._attn_implementation for c in configs]
     overridden = []

@@ -243,3 +243,14 @@ def test_left_padding_is_refused_not_computed_wrongly(zoo_model):
     mask = model.attention_mask(tokens).flip(-1)  # padding on the left
     with statistics_attention(model), pytest.raises(ValueError, match="right padding"):
         model.bridge(tokens, attention_mask=mask)
+
+
+def test_installing_twice_on_one_model_is_refused(zoo_model):
+    model = zoo_model("tiny-ioi")
+    with (
+        statistics_attention(model),
+        pytest.raises(RuntimeError, match="already installed"),
+        statistics_attention(model),
+    ):
+        pass
+    assert model.bridge.original_model.config._attn_implementation == "eager"
