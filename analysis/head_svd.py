@@ -176,6 +176,11 @@ def qk_ov_svd(
     note = weights.WEIGHTS_NOTE
     if w.norm == "post-layernorm":
         note = "raw HuggingFace weights in float64 (post-LN encoder: x~ = [layer input; 1])"
+    if w.rotary:
+        note += (
+            "; RoPE: the QK spectrum is of the position-free W_Q W_K^T, the model's bilinear form"
+            " is W_Q R(j - i) W_K^T (see score_decomposition for position-specific components)"
+        )
     return HeadSVD(
         model_name=model.name,
         layer=int(layer),
