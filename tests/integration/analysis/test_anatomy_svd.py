@@ -82,3 +82,36 @@ def test_out_of_range_layer_and_head(zoo_model):
         qk_ov_svd(model, 5, 0)
     with pytest.raises(ValueError, match="head: 8 is out of range"):
         qk_ov_svd(model, 0, 8)
+
+
+@pytest.mark.parametrize("name", ["tiny-ioi", "tiny-induction"])
+def test_folding_matches_transformer_lens_compatibility_mode(name):
+    """Independent reference: TL's own layer-norm folding on a private copy of the model.
+
+    TL also centres reading weights (inputs are centred by LayerNorm) and writing weights, so
+    ours are compared after the same projection; RMSNorm (Llama) is folded without centring.
+    """
+    from workbench import load_model
+
+    model, reference = load_model(name), load_model(name)  # never the shared session model
+    reference.bridge.enable_compatibility_mode()
+    attn = reference.bridge.blocks[1].attn
+    d = model.d_model
+    layernorm = weights.input_norm(model, 1)[0] == "layernorm"
+    centre = np.eye(d) - 1.0 / d if layernorm else np.eye(d)  # [d_model, d_model]
+    for head in range(model.n_heads):
+        w = weights.head_weights(model, 1, head)
+        tl = {
+            "Q": attn.W_Q[head], "K": attn.W_K[w.kv_head], "V": attn.W_V[w.kv_head],
+        }  # fmt: skip
+        for letter, ours in (("Q", w.W_Q), ("K", w.W_K), ("V", w.W_V)):
+            np.testing.assert_allclose(
+                centre @ ours[:-1], tl[letter].detach().double().numpy(), atol=1e-6
+            )
+        np.testing.assert_allclose(
+            w.W_O @ centre, attn.W_O[head].detach().double().numpy(), atol=1e-6
+        )
+        if layernorm:
+            np.testing.assert_allclose(
+                w.W_Q[-1], attn.b_Q[head].detach().double().numpy(), atol=1e-6
+            )
