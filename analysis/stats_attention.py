@@ -12,24 +12,24 @@ when the body raises:
    `ALL_MASK_ATTENTION_FUNCTIONS`.
 2. The HF model's `config._attn_implementation` (the bridge loads it as "eager" so that
    `hook_pattern` fires) is switched to that name. HF attention modules read it at every call.
-3. Bridge attention components that re-implement attention themselves instead of calling the HF
-   module (GPT-2's `JointQKVAttentionBridge`, Llama's `PositionEmbeddingsAttentionBridge`) get an
-   instance-level `forward` that is the base `AttentionBridge.forward`: `hook_in` -> the wrapped HF
-   attention module -> `hook_out`. BERT's `AttentionBridge` already delegates.
+3. Bridge attention components that re-implement attention themselves get an instance-level
+   override. GPT-2's `JointQKVAttentionBridge`: its `_reconstruct_attention(q, k, v)` (the step
+   after the bridge's split q/k/v projections) calls the registered function, then the bridge's
+   output projection. Llama's `PositionEmbeddingsAttentionBridge` has no such seam: its `forward`
+   becomes the base `AttentionBridge.forward` (`hook_in` -> the wrapped HF attention module ->
+   `hook_out`). BERT's `AttentionBridge` already delegates to the HF module.
 
-The HF module then does its own projections, RoPE and head reshapes and calls our function with
-q `[batch, head, query, d_head]` and un-repeated k, v `[batch, kv_head, key, d_head]`
-(grouped-query attention is handled by the kernel). The mask function hands over only the 2-D
+The HF module (or GPT-2's bridge) does the projections, RoPE and head reshapes and calls our
+function with q `[batch, head, query, d_head]` and un-repeated k, v `[batch, kv_head, key,
+d_head]` (grouped-query attention is handled by the kernel). The mask function hands over only the 2-D
 right-padding mask `[batch, key]` (None without padding), turned into `key_lengths`; causality
 comes from the HF module's `is_causal`. Statistics are therefore those of the rotated q/k (RoPE)
 and of exactly the keys the model attends to.
 
 Caveats:
-- While installed, `hook_pattern` and `hook_attn_scores` never fire. Where the bridge had
-  re-implemented attention, the HF module's own path runs instead: on GPT-2 the fused
-  `attn.qkv.hook_*` fire but not `hook_q/k/v/z` (`attn.q/k/v/o.*`); on Llama-style models
-  `hook_q/k/v/z` fire but not `hook_rot_q/rot_k/cos/sin`. `attn.hook_in`/`hook_out` and
-  everything outside attention fire as usual (measured on the zoo models).
+- While installed, `hook_pattern` and `hook_attn_scores` never fire; on Llama-style models
+  (HF path) `hook_rot_q/rot_k/cos/sin` do not either. `hook_q/k/v/z` and everything outside
+  attention fire as usual, so interventions there apply to the statistics run.
 - Right padding only; plain causal or bidirectional masks only. Sliding windows, soft-capping,
   attention sinks, packed sequences, ALiBi or relative position biases are refused with
   `NotImplementedError` (or a missing layer is reported) rather than computed wrongly.
@@ -41,6 +41,7 @@ Caveats:
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import types
 from collections.abc import Iterable, Iterator
@@ -208,7 +209,6 @@ def statistics_attention(
     Everything installed (registered functions, config switch, forward overrides) is removed on
     exit, also when the body raises. See the module docstring for how and the caveats.
     """
-    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
     from transformers import AttentionInterface, AttentionMaskInterface
 
     hf_model = model.bridge.original_model
@@ -231,7 +231,7 @@ def statistics_attention(
     name = f"{_NAME_PREFIX}{next(_install_counter)}"
     configs = list({id(c): c for c in [hf_model.config, *_module_configs(components)]}.values())
     saved_implementations = [c._attn_implementation for c in configs]
-    overridden = []
+    overridden: list[tuple[Any, str]] = []  # (component, instance attribute set)
     AttentionInterface.register(name, attention.attention)
     AttentionMaskInterface.register(name, attention.padding_mask)  # mask creation reads the
     # class-wide mapping only, and transformers has no unregister: both are popped below.
@@ -239,17 +239,65 @@ def statistics_attention(
         for config in configs:
             config._attn_implementation = name
         for component in components:
-            if type(component).forward is not AttentionBridge.forward:
-                component.__dict__["forward"] = types.MethodType(AttentionBridge.forward, component)
-                overridden.append(component)
+            attribute, method = _override_for(component, name)
+            if attribute is not None:
+                component.__dict__[attribute] = types.MethodType(method, component)
+                overridden.append((component, attribute))
         yield attention
     finally:
-        for component in overridden:
-            component.__dict__.pop("forward", None)
+        for component, attribute in overridden:
+            component.__dict__.pop(attribute, None)
         for config, implementation in zip(configs, saved_implementations, strict=True):
             config._attn_implementation = implementation
         AttentionInterface._global_mapping.pop(name, None)
         AttentionMaskInterface._global_mapping.pop(name, None)
+
+
+def _override_for(component: Any, name: str) -> tuple[str | None, Any]:
+    """Which method of a bridge attention component to replace (instance-level), and by what.
+
+    GPT-2 (`JointQKVAttentionBridge`): its `_reconstruct_attention(q, k, v)` seam, so the
+    bridge's split q/k/v and z hooks keep firing. Other re-implementing bridges (Llama's
+    `PositionEmbeddingsAttentionBridge`): `forward` -> the base `AttentionBridge.forward`, which
+    delegates to the HF module. BERT's `AttentionBridge` delegates already: nothing to replace.
+    """
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+    from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
+        JointQKVAttentionBridge,
+    )
+
+    config = component.config
+    if isinstance(component, JointQKVAttentionBridge) and not getattr(
+        config, "use_attn_result", False
+    ):
+        return "_reconstruct_attention", functools.partial(_joint_qkv_attention, name=name)
+    if type(component).forward is not AttentionBridge.forward:
+        return "forward", AttentionBridge.forward
+    return None, None
+
+
+def _joint_qkv_attention(
+    component: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, name: str, **kwargs: Any
+) -> tuple[torch.Tensor, None]:
+    """`JointQKVAttentionBridge._reconstruct_attention` through the registered attention
+    function: q/k/v `[batch, pos, head * d_head]` from the bridge's split projections (hooks
+    fired) -> heads -> statistics attention -> output projection (fires hook_z)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    n_heads = int(component.config.n_heads)
+    n_kv_heads = int(getattr(component.config, "n_key_value_heads", None) or n_heads)
+    q, k, v, batch, seq, d_head = component._reshape_qkv_to_heads(q, k, v, n_heads, n_kv_heads)
+    hf_attention = component.original_component
+    out, _ = ALL_ATTENTION_FUNCTIONS[name](
+        hf_attention,
+        q,  # [batch, head, query, d_head]
+        k,  # [batch, kv_head, key, d_head]
+        v,
+        kwargs.get("attention_mask"),
+        scaling=getattr(hf_attention, "scaling", None),
+    )  # [batch, query, head, d_head]
+    out = out.reshape(batch, seq, n_heads * d_head)  # [batch, pos, head * d_head]
+    return component._apply_output_projection(out), None
 
 
 def _module_configs(components: list[Any]) -> list[Any]:

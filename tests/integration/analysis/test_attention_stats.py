@@ -165,6 +165,26 @@ def test_no_pattern_is_built_while_installed(zoo_model):
     assert len(fired) == model.n_layers  # the same hooks do fire on a normal run
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_head_interventions_apply_to_the_statistics_run(zoo_model, name):
+    """Zeroing a head's output at hook_z changes the next layer's statistics exactly as it
+    changes the pattern of a normal run with the same intervention."""
+    model = zoo_model(name)
+    prompt = PROMPTS[name][0]
+
+    def zero_head(z, *, hook):  # z: [batch, pos, head, d_head]
+        z[:, :, 1] = 0.0
+        return z
+
+    with model.intervene({"blocks.0.attn.hook_z": zero_head}):
+        result = attention_stats(model, [prompt], stats=["entropy"])
+        pattern = reference_pattern(model, prompt, layer=1).double()  # [head, query, key]
+    entropy = -torch.special.xlogy(pattern, pattern).sum(-1)  # [head, query]
+    torch.testing.assert_close(result.entropy[0, 1], entropy.float(), atol=ATOL, rtol=0)
+    plain = attention_stats(model, [prompt], stats=["entropy"])
+    assert (plain.entropy[0, 1] - result.entropy[0, 1]).abs().max() > 1e-3  # it did change
+
+
 @pytest.mark.parametrize("name", ["minilm", "tiny-induction"])
 def test_batched_statistics_equal_each_prompt_alone(zoo_model, all_stats, name):
     alone = attention_stats(
@@ -183,6 +203,7 @@ def test_everything_installed_is_removed_even_on_error(zoo_model):
     model = zoo_model("tiny-ioi")
     config = model.bridge.original_model.config
     before = (
+        [set(block.attn.__dict__) for block in model.bridge.blocks],
         config._attn_implementation,
         set(AttentionInterface._global_mapping),
         set(AttentionMaskInterface._global_mapping),
@@ -191,16 +212,17 @@ def test_everything_installed_is_removed_even_on_error(zoo_model):
     logits = model(PROMPTS["tiny-ioi"][0])
     with pytest.raises(RuntimeError, match="boom"), statistics_attention(model):
         assert config._attn_implementation.startswith("workbench_stats_")
-        assert all("forward" in block.attn.__dict__ for block in model.bridge.blocks)
+        overrides = [set(block.attn.__dict__) - before[0][0] for block in model.bridge.blocks]
+        assert overrides == [{"_reconstruct_attention"}] * model.n_layers  # GPT-2's seam
         raise RuntimeError("boom")
     after = (
+        [set(block.attn.__dict__) for block in model.bridge.blocks],
         config._attn_implementation,
         set(AttentionInterface._global_mapping),
         set(AttentionMaskInterface._global_mapping),
         model.active_hook_count(),
     )
     assert after == before
-    assert not any("forward" in block.attn.__dict__ for block in model.bridge.blocks)
     assert torch.equal(model(PROMPTS["tiny-ioi"][0]), logits)
     _, cache = model.run_with_cache(PROMPTS["tiny-ioi"][0], names=["blocks.0.attn.hook_pattern"])
     assert cache["blocks.0.attn.hook_pattern"].shape[-1] == logits.shape[1]
