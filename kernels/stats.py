@@ -124,9 +124,10 @@ def _check_tensors(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     for name, t in (("q", q), ("k", k)):
         if t.shape[0] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
             raise ValueError(f"{name}: empty batch, sequence or d_head in shape {tuple(t.shape)}")
-    for name, t in (("q", q), ("k", k), ("v", v)):
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(f"{name}: contains NaN or inf")
+    finite = [torch.isfinite(t).all() for t in (q, k, v)]  # one device sync below, not three
+    if not bool(torch.stack(finite).all()):
+        name = next(name for name, ok in zip("qkv", finite, strict=True) if not ok)
+        raise ValueError(f"{name}: contains NaN or inf")
 
 
 def _check_stats(stats: Iterable[str] | None) -> tuple[str, ...]:

@@ -76,7 +76,7 @@ def _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset, qk_s
 def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
           offs_m, offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, n_buckets,
           m_i, l_i, acc, t, dist, sum_sq, hist,
-          MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
+          MASKED: tl.constexpr, NEAR: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
           UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
           WRITE_OUT: tl.constexpr, HAS_ENTROPY: tl.constexpr, HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
           BUCKETS_PAD: tl.constexpr):
@@ -114,14 +114,20 @@ def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd
         high_d = tl.maximum(tl.abs(nearest), tl.abs(farthest))
         low, high = _bucket(low_d, n_buckets), _bucket(high_d, n_buckets)
         distance = tl.abs(offs_m[:, None] + key_offset - offs_n[None, :])  # [BLOCK_M, BLOCK_N]
-        buckets = _bucket(distance, n_buckets)  # [BLOCK_M, BLOCK_N]
         columns = tl.arange(0, BUCKETS_PAD)[None, :]  # [1, BUCKETS_PAD]
-        remainder = row_sum
-        for b in range(low, high):
-            mass = tl.sum(tl.where(buckets == b, p, 0.0), 1)  # [BLOCK_M]
-            hist += tl.where(columns == b, mass[:, None], 0.0)
-            remainder -= mass
-        hist += tl.where(columns == high, remainder[:, None], 0.0)
+        if NEAR:  # may span many buckets: one masked sum per bucket, the last takes the rest
+            buckets = _bucket(distance, n_buckets)  # [BLOCK_M, BLOCK_N]
+            remainder = row_sum
+            for b in range(low, high):
+                mass = tl.sum(tl.where(buckets == b, p, 0.0), 1)  # [BLOCK_M]
+                hist += tl.where(columns == b, mass[:, None], 0.0)
+                remainder -= mass
+            hist += tl.where(columns == high, remainder[:, None], 0.0)
+        else:  # at distance >= BLOCK_M + BLOCK_N: at most two buckets, split at one boundary
+            boundary = tl.where(high > low, 1 << tl.maximum(high - 1, 0), 2147483647)
+            mass_high = tl.sum(tl.where(distance >= boundary, p, 0.0), 1)  # [BLOCK_M]
+            hist += tl.where(columns == low, (row_sum - mass_high)[:, None], 0.0)
+            hist += tl.where(columns == high, mass_high[:, None], 0.0)
     if WRITE_OUT:
         v_ptrs = v_base + offs_n[:, None] * stride_vn + offs_d[None, :] * stride_vd
         v = _load_rows(v_ptrs, offs_n < seq_k, d_ok, MASKED, EVEN_D, UPCAST)  # [BLOCK_N, BLOCK_D]
@@ -198,14 +204,33 @@ def _attention_stats_kernel(
     dist = tl.zeros([BLOCK_M], dtype=tl.float32)
     sum_sq = tl.zeros([BLOCK_M], dtype=tl.float32)
     hist = tl.zeros([BLOCK_M, BUCKETS_PAD], dtype=tl.float32)
-    for phase in tl.static_range(2):  # 0: key blocks all rows see, unmasked; 1: the rest, masked
-        for start_n in range(full_end * phase, full_end + (key_end - full_end) * phase, BLOCK_N):
-            m_i, l_i, acc, t, dist, sum_sq, hist = _tile(
-                q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd, offs_m,
-                offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, n_buckets, m_i,
-                l_i, acc, t, dist, sum_sq, hist, phase == 1, CAUSAL, EVEN_D, UPCAST,
-                DOT_PRECISION, BLOCK_N, WRITE_OUT, HAS_ENTROPY, HAS_DIST, HAS_SUM_SQ, HAS_HIST,
-                BUCKETS_PAD)
+    far_left = full_end  # key blocks [0, far_left) and [far_right, full_end) are at distance
+    far_right = full_end  # >= BLOCK_M + BLOCK_N from every row: they span <= 2 buckets
+    if HAS_HIST:
+        reach = BLOCK_M + BLOCK_N
+        first_pos = pid_m * BLOCK_M + key_offset  # key position of the block's first row
+        far_left = tl.minimum(tl.maximum(first_pos - reach + 1, 0) // BLOCK_N * BLOCK_N, full_end)
+        right = tl.cdiv(tl.maximum(first_pos + BLOCK_M - 1 + reach, 0), BLOCK_N) * BLOCK_N
+        far_right = tl.maximum(tl.minimum(right, full_end), far_left)
+    # phases: 0 far unmasked, 1 near unmasked, 2 far unmasked, 3 masked (near); without the
+    # histogram near and far are the same code, so phases 1 and 2 are not even compiled
+    for phase in tl.static_range(4):
+        if phase == 0:
+            lo, hi = 0, far_left
+        elif phase == 1:
+            lo, hi = far_left, far_right
+        elif phase == 2:
+            lo, hi = far_right, full_end
+        else:
+            lo, hi = full_end, key_end
+        if HAS_HIST or phase == 0 or phase == 3:
+            for start_n in range(lo, hi, BLOCK_N):
+                m_i, l_i, acc, t, dist, sum_sq, hist = _tile(
+                    q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
+                    offs_m, offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale,
+                    n_buckets, m_i, l_i, acc, t, dist, sum_sq, hist, phase == 3,
+                    phase == 1 or phase == 3, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION, BLOCK_N,
+                    WRITE_OUT, HAS_ENTROPY, HAS_DIST, HAS_SUM_SQ, HAS_HIST, BUCKETS_PAD)
 
     row = pid_bh * seq_q + offs_m  # flat index into [batch * heads_q, seq_q]
     inv_l = 1.0 / l_i

@@ -97,14 +97,19 @@ def test_long_sequence(make_qkv, assert_matches, triton_device):
     assert_matches(actual, reference, torch.float32)
 
 
+@pytest.mark.parametrize("causal", [True, False])
 @pytest.mark.parametrize("tiles", [(32, 16, 4, 1), (16, 32, 4, 1)])
-def test_other_tile_shapes(make_qkv, assert_matches, triton_device, tiles):
-    """The GPU uses other tiles than the interpreter's 64 x 64: check uneven shapes too."""
+def test_other_tile_shapes(make_qkv, assert_matches, triton_device, tiles, causal):
+    """The GPU uses other tiles than the interpreter's 64 x 64: check uneven shapes too. Small
+    tiles also put key blocks on both sides far (>= BLOCK_M + BLOCK_N) from the query block,
+    which take the histogram's two-bucket path."""
     from kernels.stats import validate_inputs
     from kernels.triton_attention import triton_attention
 
-    q, k, v = make_qkv(batch=1, heads_q=2, heads_kv=1, seq_q=40, seq_k=50)
-    kwargs = dict(causal=True, sm_scale=None, backend="triton", stats=STAT_NAMES, key_lengths=None)
+    q, k, v = make_qkv(batch=1, heads_q=2, heads_kv=1, seq_q=90, seq_k=100)
+    kwargs = dict(
+        causal=causal, sm_scale=None, backend="triton", stats=STAT_NAMES, key_lengths=None
+    )
     kwargs.update(sink_tokens=20, mass_block=24, write_out=True, chunk_size=256)
     config = validate_inputs(*(t.to(triton_device) for t in (q, k, v)), **kwargs)
     actual = triton_attention(*(t.to(triton_device) for t in (q, k, v)), config, tiles=tiles)
