@@ -68,8 +68,9 @@ def architecture(model: Model) -> str:
     names = _state(model).keys()
     if "transformer.h.0.attn.c_attn.weight" in names:
         return "gpt2"
-    if "model.layers.0.self_attn.q_proj.weight" in names:
-        return "llama"
+    llama = ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.o_proj.weight")
+    if all(n in names for n in llama) and "model.layers.0.input_layernorm.bias" not in names:
+        return "llama"  # plain RMSNorm in front of q/k/v/o projections
     if any(n.endswith("encoder.layer.0.attention.self.query.weight") for n in names):
         return "bert"
     kind = type(model.bridge.original_model).__name__

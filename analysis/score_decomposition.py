@@ -196,6 +196,8 @@ def _position_factors(w: weights.HeadWeights, inputs, query: int, key: int):
     """`(left [d_model+1, d_head], right [d_head, d_model+1])` with left @ right = Omega(q, k)."""
     if not w.rotary:
         return w.W_Q, w.W_K.T
+    if inputs.cos.shape[-1] != w.d_head:
+        raise ValueError("model: partial rotary embeddings (rotary_dim < d_head) are not supported")
     rot = weights.rotation_matrices(inputs.cos, inputs.sin)  # [pos, d_head, d_head]
     return w.W_Q @ rot[query], (w.W_K @ rot[key]).T
 
