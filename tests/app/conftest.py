@@ -74,7 +74,7 @@ def module_duo(tmp_path_factory):
             server=server,
             browser="Chrome",
             headless=True,
-            options=pytest_setup_options(),
+            options=[pytest_setup_options()],
             download_path=str(downloads),
         ) as duo,
     ):

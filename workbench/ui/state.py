@@ -19,6 +19,7 @@ through the run store instead).
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -40,6 +41,16 @@ _model_locks: dict[str, threading.RLock] = {}
 _settings: dict[str, Any] = {"trust_remote_code": False, "store": None}
 _results: OrderedDict[str, OrderedDict[str, Any]] = OrderedDict()
 _store: RunStore | None = None
+
+
+def _fresh_locks_in_child() -> None:
+    """A forked job must not inherit a lock some other server thread held at fork time."""
+    global _lock
+    _lock = threading.RLock()
+    _model_locks.clear()
+
+
+os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 def configure(*, trust_remote_code: bool | None = None, store: str | Path | None = None) -> None:
