@@ -120,7 +120,10 @@ class StatisticsAttention:
             mass_block=self.mass_block,
         )
         if layer in self._recorded:
-            raise RuntimeError(f"statistics attention: layer {layer} ran twice in one forward pass")
+            raise RuntimeError(
+                f"statistics attention: layer {layer} ran again before take(); call take() "
+                "after each forward pass"
+            )
         self._recorded[layer] = stats
         return out.transpose(1, 2), None  # [batch, query, head, d_head], as HF expects
 
