@@ -264,9 +264,10 @@ def _source_kind(name: str) -> tuple[str, int, int]:
 
 
 def upstream_contributions(
-    model: Model, decomposition: ScoreDecomposition
+    model: Model, decomposition: ScoreDecomposition, *, components: list[int] | None = None
 ) -> UpstreamContributions:
-    """Rank every upstream source by how much it writes along the selected components.
+    """Rank every upstream source by how much it writes along the selected components
+    (`components` overrides `decomposition.selected`, e.g. `range(d_head)` for the whole score).
 
     Query side of source c: `sum_{k selected} sigma_k (c~_q . u_k)(v_k . x~_k)`; key side:
     `sum_{k selected} sigma_k (x~_q . u_k)(v_k . c~_k)`, where c~ is c divided by the norm's
@@ -275,13 +276,15 @@ def upstream_contributions(
     d = decomposition
     if d.model_name != model.name:
         raise ValueError(f"decomposition: computed on {d.model_name}, not {model.name}")
+    chosen = list(d.selected if components is None else components)
+    if any(not 0 <= int(k) < len(d.terms) for k in chosen):
+        raise ValueError(f"components: indices must be in [0, {len(d.terms)}), got {chosen}")
     inputs = attention_input(model, torch.tensor([d.tokens]), d.layer, components=True)
-    sel = np.array(d.selected, dtype=int)
+    sel = np.array(chosen, dtype=int)
     sigma = d.singular_values[sel]  # [n_selected]
     u, v = d.left[:, sel], d.right[:, sel]  # [d_model + 1, n_selected]
-    sources = {**inputs.components}
     rows = []
-    for name, vectors in sources.items():
+    for name, vectors in inputs.components.items():  # vectors: [pos, d_model]
         kind, src_layer, src_head = _source_kind(name)
         q_side = float((sigma * (vectors[d.query] @ u[:-1]) * d.key_coords[sel]).sum())
         k_side = float((sigma * d.query_coords[sel] * (vectors[d.key] @ v[:-1])).sum())
@@ -294,6 +297,6 @@ def upstream_contributions(
     )
     return UpstreamContributions(
         model_name=model.name, layer=d.layer, head=d.head, query=d.query, key=d.key,
-        selected=list(d.selected), selected_score=float(d.terms[sel].sum()),
+        selected=[int(k) for k in chosen], selected_score=float(d.terms[sel].sum()),
         contributions=table, component_error=inputs.component_error,
     )  # fmt: skip

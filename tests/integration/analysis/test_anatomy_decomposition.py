@@ -69,6 +69,12 @@ def test_upstream_contributions_sum_to_selected_terms(zoo_model, name):
     sums = up.to_frame().groupby("side").contribution.sum()
     for side in ("query", "key"):
         assert sums[side] == pytest.approx(up.selected_score, rel=1e-5, abs=1e-6)
+    whole = upstream_contributions(model, d, components=list(range(model.d_head)))
+    totals = whole.to_frame().groupby("side").contribution.sum()  # all components: every
+    for total in totals:  # source together rebuilds the model's own score, on either side
+        assert total == pytest.approx(d.model_score, rel=1e-4, abs=1e-5)
+    with pytest.raises(ValueError, match="components"):
+        upstream_contributions(model, d, components=[model.d_head])
     n_heads = model.n_heads * (model.n_layers - 1)
     heads = up.to_frame().query("kind == 'head'")
     assert len(heads) == 2 * n_heads
