@@ -38,3 +38,15 @@ def wait_until(duo, condition, timeout: float = 15, message: str = "condition"):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(duo.driver, timeout).until(lambda _: condition(), message=message)
+
+
+def save_page_screenshot(duo, path) -> None:
+    """A screenshot of the whole page (the window grown to the document's height)."""
+    driver = duo.driver
+    width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
+    full = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(max(full + 140, height), 6000))
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        driver.set_window_size(width, height)

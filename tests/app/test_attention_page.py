@@ -15,7 +15,7 @@ import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
 from analysis.attention_stats import attention_stats
-from tests.app.browser_helpers import wait_for_figure, wait_until
+from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
 from workbench.ui import create_app
 
 pytestmark = pytest.mark.browser
@@ -54,7 +54,7 @@ def test_heatmap_and_pattern_hold_the_librarys_numbers(duo, zoo_model, screensho
     wait_for_figure(
         duo, "attention-block", lambda f: f["data"] and f["data"][0]["type"] == "heatmap"
     )
-    duo.driver.save_screenshot(str(screenshot_dir / "attention.png"))
+    save_page_screenshot(duo, screenshot_dir / "attention.png")
     assert duo.get_logs() == []
 
 

@@ -15,7 +15,7 @@ import torch
 from selenium.webdriver.common.keys import Keys
 
 from circuits import Circuit
-from tests.app.browser_helpers import wait_for_figure, wait_until
+from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
 from workbench.ui import create_app, state
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -65,7 +65,7 @@ def test_trace_in_the_background_then_prune_live(duo, screenshot_dir):
     assert f"{runs[0].config['roc_auc']:.3f}" in roc["layout"]["title"]["text"]
     graph = wait_for_figure(duo, "circuits-graph", lambda f: len(f["data"]) > 1)
     assert len(graph["data"]) == 110 + 1  # one line per kept edge, then the nodes
-    duo.driver.save_screenshot(str(screenshot_dir / "circuits.png"))
+    save_page_screenshot(duo, screenshot_dir / "circuits.png")
 
     # the slider: move it by keyboard; counts and graph follow
     handle = duo.find_element("#circuits-threshold [role=slider]")

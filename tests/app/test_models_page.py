@@ -34,5 +34,5 @@ def test_models_page_lists_the_zoo(dash_duo, screenshot_dir):
             assert layers == "—"
             assert "not trained" in metrics
 
-    dash_duo.driver.save_screenshot(str(screenshot_dir / "models.png"))
+    dash_save_page_screenshot(duo, screenshot_dir / "models.png")
     assert dash_duo.get_logs() == []

@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 from selenium.webdriver.common.keys import Keys
 
-from tests.app.browser_helpers import wait_until
+from tests.app.browser_helpers import save_page_screenshot, wait_until
 from workbench.ui import create_app
 
 pytestmark = pytest.mark.browser
@@ -43,7 +43,7 @@ def test_tokens_of_the_default_prompt(duo, screenshot_dir):
     assert duo.find_element("#prompt-token-0").text.endswith("<bos>")
     count = duo.find_element("#prompt-count").text
     assert "tiny-ioi" in count and "2 layers × 4 heads" in count
-    duo.driver.save_screenshot(str(screenshot_dir / "prompt.png"))
+    save_page_screenshot(duo, screenshot_dir / "prompt.png")
     assert duo.get_logs() == []
 
 

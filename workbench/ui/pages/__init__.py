@@ -13,8 +13,8 @@ shared selection from their query string (`workbench.ui.selection`). `PAGES` lis
 modules in navigation order; `workbench.ui.app.create_app` registers them.
 """
 
-from workbench.ui.pages import attention, circuits, models, prompt, runs
+from workbench.ui.pages import attention, circuits, heads, models, prompt, runs
 
-PAGES = [prompt, attention, circuits, models, runs]
+PAGES = [prompt, attention, heads, circuits, models, runs]
 
 __all__ = ["PAGES"]
