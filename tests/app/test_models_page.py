@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.app.browser_helpers import save_page_screenshot
 from workbench.ui import create_app
 from workbench.zoo import ZOO
 
@@ -34,5 +35,5 @@ def test_models_page_lists_the_zoo(dash_duo, screenshot_dir):
             assert layers == "—"
             assert "not trained" in metrics
 
-    dash_save_page_screenshot(duo, screenshot_dir / "models.png")
+    save_page_screenshot(dash_duo, screenshot_dir / "models.png")
     assert dash_duo.get_logs() == []
