@@ -39,16 +39,10 @@ def chunked_attention(
     group = heads_q // heads_kv
     n_buckets = distance_buckets(seq_k)
     n_mass_blocks = -(-seq_k // config.mass_block)
-    widths = {"distance_hist": n_buckets, "block_mass": n_mass_blocks}
+    rows = (batch, heads_kv, group, seq_q)
+    widths = {"distance_hist": (n_buckets,), "block_mass": (n_mass_blocks,)}
     results = {
-        name: q.new_zeros(
-            batch,
-            heads_kv,
-            group,
-            seq_q,
-            *([widths[name]] if name in widths else []),
-            dtype=torch.float32,
-        )
+        name: q.new_zeros(*rows, *widths.get(name, ()), dtype=torch.float32)
         for name in config.stats
     }  # each [batch, heads_kv, group, query(, width)]
     out = q.new_empty(batch, heads_kv, group, seq_q, d_head) if config.write_out else None
