@@ -20,6 +20,9 @@ on `case.query_rows`: `entropy` mode adds minus their mean normalised entropy H 
 keys) (so 1 = uniform), `span` mode adds the mean attention mass they put on
 `case.protected_keys` (moving attention off the protected span).
 
+`decoder_cases` (IOI task, adversarial prefix), `text_cases` (any decoder, prefix) and
+`encoder_cases` (sentences, adversarial suffix before [SEP]) build the cases.
+
 `run_records` is the one forward pass: optional one-hot input (the differentiable path,
 `one_hot @ W_E` replaces `hook_embed`), patterns of the targeted layers, and the output read
 (logits, or the last hidden state for encoders).
@@ -36,6 +39,7 @@ from analysis.head_perturbation import pattern_hook_name
 
 if TYPE_CHECKING:
     from workbench.model import Model
+    from workbench.tasks.ioi import IOITask
 
 OBJECTIVES = ("flip", "raise_loss", "dissipation", "embedding")
 DISSIPATION_MODES = ("entropy", "span")
@@ -56,6 +60,92 @@ class AttackCase:
     protected_keys: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     reference: torch.Tensor | None = None  # [d_model] unit sentence embedding (encoders)
     excluded_tokens: tuple[int, ...] = ()  # never placed in the adversarial span
+
+
+def init_token(model: Model, init: str) -> int:
+    ids = model.tokenizer.encode(init, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"init: {init!r} is {len(ids)} tokens for {model.name}; need exactly one")
+    return int(ids[0])
+
+
+def decoder_cases(
+    task: IOITask, rows, *, n_adv: int, init_token: int, ban_names: bool, query: str = "answer"
+) -> list[AttackCase]:
+    """IOI prompts with an adversarial prefix of `n_adv` tokens right after BOS. `query`:
+    the rows the attention term and statistics read, `answer` (the predicting position) or
+    `prompt` (every prompt position after the prefix)."""
+    cases = []
+    for i in rows:
+        length = int(task.answer_pos[i]) + 1
+        prompt = task.clean_tokens[i, :length]  # [pos] BOS + prompt
+        tokens = torch.cat([prompt[:1], torch.full((n_adv,), init_token), prompt[1:]])  # [pos]
+        answer = length - 1 + n_adv
+        io, s = int(task.io_token[i]), int(task.s_token[i])
+        protected = (tokens == io).nonzero()[:, 0]  # [n] keys holding the IO name
+        cases.append(
+            AttackCase(
+                index=int(i),
+                tokens=tokens,
+                adv_positions=torch.arange(1, 1 + n_adv),
+                query_rows=torch.arange(1 + n_adv if query == "prompt" else answer, answer + 1),
+                answer_pos=answer,
+                io_token=io,
+                s_token=s,
+                target_token=io,
+                protected_keys=protected,
+                excluded_tokens=(io, s) if ban_names else (),
+            )
+        )
+    return cases
+
+
+def text_cases(
+    model: Model, pairs, *, n_adv: int, init_token: int, query: str = "answer"
+) -> list[AttackCase]:
+    """Decoder prompts given as (prompt, target) pairs (`raise_loss`: the target's first token
+    follows the prompt) or plain prompts (`dissipation`), with an adversarial prefix after BOS."""
+    cases = []
+    for i, pair in enumerate(pairs):
+        prompt, target = (pair, None) if isinstance(pair, str) else pair
+        prompt_tokens = model.to_tokens(prompt)[0].cpu()  # [pos] BOS + prompt
+        target_ids = model.tokenizer.encode(target, add_special_tokens=False) if target else [-1]
+        if not target_ids:
+            raise ValueError(f"prompts: target {target!r} of prompt {i} is empty")
+        tokens = torch.cat([prompt_tokens[:1], torch.full((n_adv,), init_token), prompt_tokens[1:]])
+        answer = tokens.shape[0] - 1
+        first = 1 + n_adv if query == "prompt" else answer
+        cases.append(
+            AttackCase(
+                index=i,
+                tokens=tokens,
+                adv_positions=torch.arange(1, 1 + n_adv),
+                query_rows=torch.arange(first, answer + 1),
+                answer_pos=answer,
+                target_token=int(target_ids[0]),
+            )
+        )
+    return cases
+
+
+@torch.no_grad()
+def encoder_cases(model: Model, sentences, *, n_adv: int, init_token: int) -> list[AttackCase]:
+    """Sentences with an adversarial suffix of `n_adv` tokens before the final [SEP]."""
+    cases = []
+    for i, text in enumerate(sentences):
+        prompt = model.to_tokens(text)[0].cpu()  # [pos] [CLS] ... [SEP]
+        tokens = torch.cat([prompt[:-1], torch.full((n_adv,), init_token), prompt[-1:]])  # [pos]
+        start = prompt.shape[0] - 1
+        cases.append(
+            AttackCase(
+                index=i,
+                tokens=tokens,
+                adv_positions=torch.arange(start, start + n_adv),
+                query_rows=torch.arange(0, start),
+                reference=model.sentence_embedding(text)[0].cpu(),
+            )
+        )
+    return cases
 
 
 def run_records(
@@ -207,7 +297,9 @@ def head_statistics(
     patterns: dict[int, torch.Tensor], heads, case: AttackCase, *, causal: bool
 ) -> list[dict]:
     """Mean entropy, uniform entropy, sink (mass on key 0) and max prob of each targeted head
-    over `case.query_rows` of the first sequence in the batch."""
+    over `case.query_rows` of the first sequence in the batch (none without heads)."""
+    if not heads:
+        return []
     rows = head_rows(patterns, heads, case.query_rows)[0].float().cpu()  # [heads, rows, key]
     uniform = uniform_entropy(case.query_rows, rows.shape[-1], causal=causal)  # [rows]
     stats = []

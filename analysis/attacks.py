@@ -16,8 +16,9 @@ prefix), for encoders `n_adv` tokens before the final [SEP] (a suffix). Prompt t
 included, are never touched; by default the IO and S tokens are also banned from the span.
 Objectives and the attention-dissipation term are in `analysis.attack_objectives`.
 
-`TokenAttack(...).fit(model, prompts)` takes an IOITask (decoder objectives) or a list of
-sentences (encoder `embedding` objective) and leaves an `AttackResult` in `result_`: success
+`TokenAttack(...).fit(model, prompts)` takes an IOITask (decoder objectives), (prompt, target)
+pairs or plain prompts (`raise_loss` / `dissipation` on any decoder), or a list of sentences
+(encoder `embedding` objective) and leaves an `AttackResult` in `result_`: success
 rate, steps used, adversarial text, and the targeted heads' attention statistics (entropy,
 uniform entropy, sink, max prob) before and after on the prompt's own query rows.
 
@@ -37,8 +38,12 @@ from tqdm.auto import tqdm
 from analysis.attack_objectives import (
     AttackCase,
     ObjectiveSpec,
+    decoder_cases,
+    encoder_cases,
     head_statistics,
+    init_token,
     run_records,
+    text_cases,
 )
 from workbench.results import Result
 
@@ -46,65 +51,6 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from workbench.model import Model
-    from workbench.tasks.ioi import IOITask
-
-
-def _init_token(model: Model, init: str) -> int:
-    ids = model.tokenizer.encode(init, add_special_tokens=False)
-    if len(ids) != 1:
-        raise ValueError(f"init: {init!r} is {len(ids)} tokens for {model.name}; need exactly one")
-    return int(ids[0])
-
-
-def decoder_cases(
-    task: IOITask, rows, *, n_adv: int, init_token: int, ban_names: bool, query: str = "answer"
-) -> list[AttackCase]:
-    """IOI prompts with an adversarial prefix of `n_adv` tokens right after BOS. `query`:
-    the rows the attention term and statistics read, `answer` (the predicting position) or
-    `prompt` (every prompt position after the prefix)."""
-    cases = []
-    for i in rows:
-        length = int(task.answer_pos[i]) + 1
-        prompt = task.clean_tokens[i, :length]  # [pos] BOS + prompt
-        tokens = torch.cat([prompt[:1], torch.full((n_adv,), init_token), prompt[1:]])  # [pos]
-        answer = length - 1 + n_adv
-        io, s = int(task.io_token[i]), int(task.s_token[i])
-        protected = (tokens == io).nonzero()[:, 0]  # [n] keys holding the IO name
-        cases.append(
-            AttackCase(
-                index=int(i),
-                tokens=tokens,
-                adv_positions=torch.arange(1, 1 + n_adv),
-                query_rows=torch.arange(1 + n_adv if query == "prompt" else answer, answer + 1),
-                answer_pos=answer,
-                io_token=io,
-                s_token=s,
-                target_token=io,
-                protected_keys=protected,
-                excluded_tokens=(io, s) if ban_names else (),
-            )
-        )
-    return cases
-
-
-@torch.no_grad()
-def encoder_cases(model: Model, sentences, *, n_adv: int, init_token: int) -> list[AttackCase]:
-    """Sentences with an adversarial suffix of `n_adv` tokens before the final [SEP]."""
-    cases = []
-    for i, text in enumerate(sentences):
-        prompt = model.to_tokens(text)[0].cpu()  # [pos] [CLS] ... [SEP]
-        tokens = torch.cat([prompt[:-1], torch.full((n_adv,), init_token), prompt[-1:]])  # [pos]
-        start = prompt.shape[0] - 1
-        cases.append(
-            AttackCase(
-                index=i,
-                tokens=tokens,
-                adv_positions=torch.arange(start, start + n_adv),
-                query_rows=torch.arange(0, start),
-                reference=model.sentence_embedding(text)[0].cpu(),
-            )
-        )
-    return cases
 
 
 @dataclass(frozen=True)
@@ -228,14 +174,20 @@ class TokenAttack:
     def _cases(self, model: Model, prompts, rows) -> list[AttackCase]:
         if self.spec.name == "embedding":
             sentences = list(prompts) if rows is None else [prompts[i] for i in rows]
-            init = _init_token(model, self.init or "the")
+            init = init_token(model, self.init or "the")
             return encoder_cases(model, sentences, n_adv=self.n_adv, init_token=init)
+        init = init_token(model, self.init or " .")
         if not hasattr(prompts, "io_token"):
-            raise ValueError(
-                f"prompts: objective {self.spec.name!r} needs an IOI task (make_task('ioi', model))"
-            )
+            if self.spec.name == "flip":
+                raise ValueError(
+                    "prompts: objective 'flip' needs an IOI task (make_task('ioi', model))"
+                )
+            pairs = list(prompts) if rows is None else [prompts[i] for i in rows]
+            cases = text_cases(model, pairs, n_adv=self.n_adv, init_token=init, query=self.query)
+            if self.spec.name == "raise_loss" and any(c.target_token < 0 for c in cases):
+                raise ValueError("prompts: objective 'raise_loss' needs (prompt, target) pairs")
+            return cases
         rows = range(prompts.n_prompts) if rows is None else rows
-        init = _init_token(model, self.init or " .")
         return decoder_cases(
             prompts,
             rows,
@@ -246,7 +198,9 @@ class TokenAttack:
         )
 
     def fit(self, model: Model, prompts, *, rows=None) -> TokenAttack:
-        """Attack every prompt (all rows of an IOI task, or `rows`; or a list of sentences)."""
+        """Attack every prompt (or those in `rows`) of: an IOI task (any decoder objective), a
+        list of (prompt, target) pairs (`raise_loss`) or prompts (`dissipation`) for any decoder,
+        or a list of sentences (`embedding`, encoders)."""
         self.spec.check(model)
         self.cases_ = self._cases(model, prompts, rows)
         generator = torch.Generator().manual_seed(self.seed)
@@ -397,4 +351,11 @@ def retokenises_same(model: Model, tokens: torch.Tensor) -> bool:
     return again.shape == tokens.shape and bool((again == tokens).all())
 
 
-__all__ = ["AttackResult", "TokenAttack", "decoder_cases", "encoder_cases", "retokenises_same"]
+__all__ = [
+    "AttackResult",
+    "TokenAttack",
+    "decoder_cases",
+    "encoder_cases",
+    "retokenises_same",
+    "text_cases",
+]

@@ -101,8 +101,9 @@ def target_pattern(
     vis_f = vis.to(pattern.dtype)  # [batch or 1, 1, query, key]
     n_vis = vis_f.sum(-1, keepdim=True)  # [batch or 1, 1, query, 1]
     if method == "identity":
-        eye = torch.eye(n_query, n_key, device=pattern.device, dtype=pattern.dtype)
-        target = eye[None, None] * vis_f  # [batch or 1, 1, query, key]
+        query = torch.arange(n_query, device=pattern.device)[:, None] + (n_key - n_query)
+        eye = (torch.arange(n_key, device=pattern.device)[None, :] == query).to(pattern.dtype)
+        target = eye[None, None] * vis_f  # [batch or 1, 1, query, key]: key == query position
         self_visible = target.sum(-1, keepdim=True) > 0  # [batch or 1, 1, query, 1]
         return torch.where(self_visible, target, pattern).expand_as(pattern)
     if method == "uniform":

@@ -8,7 +8,7 @@ its own generator stream), MiniLM sentences from the similarity task's seed 4242
 
 - `attack_flip`: success rate of the flip attack (tiny-ioi prefers S over IO) within 100 GCG
   steps, 5-token adversarial prefix, top-k 32, batch 64; steps used. Target: >= 70%.
-- `attack_flip_dissipate`: flip plus the entropy-dissipation term (weight 3) on the four
+- `attack_flip_dissipate`: flip plus the entropy-dissipation term (weight 6) on the four
   layer-1 heads (the heads that attend sharply from the answer position), 10-token prefix; a
   prompt succeeds only when it is flipped AND the heads' mean entropy at the answer position
   moved at least half-way to uniform (log of the visible keys). `entropy_progress` is
@@ -43,6 +43,7 @@ from workbench.tasks import make_task
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "guidance_attacks.json"
 HELD_OUT_SEED = 4242
 LAYER1 = ((1, 0), (1, 1), (1, 2), (1, 3))
+DISSIPATION_WEIGHT = 6.0  # tuned on 6 seed-7 prompts: 3 -> progress 0.52, 6 -> 0.61
 
 
 def summarise(result, seconds: float) -> dict:
@@ -127,7 +128,7 @@ def main() -> None:
             objective="flip",
             heads=LAYER1,
             n_adv=10,
-            dissipation_weight=3.0,
+            dissipation_weight=DISSIPATION_WEIGHT,
             require_dissipation=True,
             **common,
         ),  # fmt: skip

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from analysis.attack_objectives import ObjectiveSpec, run_records
-from analysis.attacks import AttackResult, TokenAttack, decoder_cases, retokenises_same
+from analysis.attack_objectives import ObjectiveSpec, decoder_cases, run_records
+from analysis.attacks import AttackResult, TokenAttack, retokenises_same
 from workbench.results import Result
 from workbench.tasks import make_task
 
@@ -154,3 +154,38 @@ def test_objectives_check_the_model_kind(zoo_model, ioi):
         TokenAttack(objective="flip").fit(zoo_model("minilm"), task)
     with pytest.raises(ValueError, match="heads: 4.0 is out of range"):
         ObjectiveSpec(name="flip", heads=((4, 0),), dissipation_weight=1.0).check(model)
+
+
+def test_raise_loss_attack_on_a_bpe_decoder_with_plain_prompts(zoo_model):
+    model = zoo_model("tiny-induction")
+    pairs = [("one two three four . one two three", " four")]
+    attack = TokenAttack(objective="raise_loss", heads=((1, 1),), steps=10, batch_size=16, seed=0)
+    result = attack.fit(model, pairs).result_
+    row = result.prompts.iloc[0]
+    assert row["metric_before"] > -1.0  # the induction model predicts " four" at first ...
+    assert row["success"] and row["metric_after"] < row["metric_before"]  # ... and no longer after
+    assert protected_unchanged(attack)
+    assert retokenises_same(model, attack.final_tokens_[0])
+    with pytest.raises(ValueError, match="objective 'flip' needs an IOI task"):
+        TokenAttack(objective="flip").fit(model, pairs)
+
+
+def test_span_dissipation_moves_attention_off_the_protected_names(ioi):
+    model, task = ioi
+    (case,) = decoder_cases(task, [0], n_adv=5, init_token=4, ban_names=True)
+    assert case.protected_keys.numel() >= 1  # the IO name's position(s)
+
+    def mass_on_io(tokens: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            _, patterns = run_records(model, tokens[None], layers=[1])
+        return patterns[1][0, :, case.answer_pos, case.protected_keys].sum(-1)  # [head]
+
+    head = int(mass_on_io(case.tokens).argmax())  # the layer-1 head that reads the IO name
+    attack = TokenAttack(
+        objective="dissipation", heads=((1, head),), dissipation="span", steps=4, batch_size=32
+    )
+    attack.fit(model, task, rows=[0])
+    before, after = mass_on_io(case.tokens)[head], mass_on_io(attack.final_tokens_[0])[head]
+    assert before > 0.3 and after < before - 0.05
+    with pytest.raises(ValueError, match="objective 'raise_loss' needs \\(prompt, target\\) pairs"):
+        TokenAttack(objective="raise_loss").fit(model, ["When Mary and John went to the store"])
