@@ -7,7 +7,9 @@
 Prints JSON and merges it into `benchmarks/results/attention_stats.json` (sections not run this
 time are kept from the previous file).
 
-CPU section (`cpu`): the chunked torch path (backend="chunked", chunk_size 256) vs the eager
+CPU section (`cpu`): `accuracy`, the max abs error of the chunked path and of the Triton kernel
+(through the interpreter) against the float64 reference, per input dtype and statistic, at
+n=200; then the chunked torch path (backend="chunked", chunk_size 256) vs the eager
 baseline (the float32 "materialise the pattern, then reduce" path: kernels.reference at float32,
 the same code as the float64 ground truth), both computing the output and DEFAULT_STATS, causal,
 batch 1, 12 heads, d_head 64, fp32, n in {512, ..., 8192}, one torch thread. Each (backend, n)
@@ -96,8 +98,37 @@ def child(backend: str, n: int, repeats: int) -> None:
     print(MARK + json.dumps(payload), flush=True)
 
 
+def accuracy_child(n: int) -> None:
+    """Max abs error vs the float64 reference, per backend, input dtype and statistic (causal,
+    GQA 4 q heads / 2 kv heads, d_head 64, all statistics; Triton through the interpreter)."""
+    import torch
+
+    from kernels import STAT_NAMES, attention_with_stats
+
+    gen = torch.Generator().manual_seed(0)
+    base = [torch.randn(1, heads, n, 64, generator=gen) for heads in (4, 2, 2)]
+    table = {}
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        q, k, v = (t.to(dtype) for t in base)  # [batch, head, pos, d_head]
+        runs = {
+            backend: attention_with_stats(
+                q, k, v, causal=True, stats=STAT_NAMES, backend=backend, sink_tokens=4
+            )
+            for backend in ("reference", "chunked", "triton")
+        }
+        ref_out, ref_stats = runs.pop("reference")
+        for backend, (out, stats) in runs.items():
+            errors = {"out": float((out.float() - ref_out.float()).abs().max())}
+            for name in STAT_NAMES:
+                errors[name] = float((getattr(stats, name) - getattr(ref_stats, name)).abs().max())
+            table[f"{backend}/{str(dtype).removeprefix('torch.')}"] = errors
+    print(MARK + json.dumps({"n": n, "max_abs_error": table}), flush=True)
+
+
 def run_child(backend: str, n: int, repeats: int, threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(REPO_ROOT)}
+    if backend == "accuracy":
+        env["TRITON_INTERPRET"] = "1"
     command = [sys.executable, __file__, "--child", backend, str(n), str(repeats)]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
     lines = [line for line in done.stdout.splitlines() if line.startswith(MARK)]
@@ -187,7 +218,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         backend, n, repeats = args.child
-        child(backend, int(n), int(repeats))
+        if backend == "accuracy":
+            accuracy_child(int(n))
+        else:
+            child(backend, int(n), int(repeats))
         return
 
     sys.path.insert(0, str(REPO_ROOT))
