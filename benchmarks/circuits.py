@@ -7,7 +7,8 @@ tiny-induction (induction, 32 prompts): the exhaustive reference (one patched fo
 edge), then each method's runtime, forward/backward pass counts (one per minibatch pass),
 ROC AUC of |score| against the reference circuit (edges whose exact effect is at least 1% of
 the clean-corrupted gap), the Pearson correlation of its scores with the exact effects, and the
-faithfulness of its top-10% and top-20% circuits. `targets` checks the issue's goals (EAP-IG
+faithfulness of its top-10% and top-20% circuits. `auc_by_reference_share` repeats the AUC
+against references cut at 0.5%, 1%, 2% and 5% of the gap. `targets` checks the issue's goals (EAP-IG
 AUC >= 0.9; EAP-IG >= 20x faster than exhaustive; some circuit with <= 20% of the edges
 recovering >= 80% of the gap).
 
@@ -43,9 +44,12 @@ METHODS = [
     ("eap", {}),
     ("eap-ig", {"ig_steps": 5}),
     ("eap-ig", {"ig_steps": 20}),
+    ("eap-ig", {"ig_steps": 5, "ig_path": "edges"}),
     ("acdc", {"distance": "metric", "threshold": 0.05}),
     ("acdc", {"distance": "kl", "threshold": 0.01}),
+    ("svd", {}),
 ]
+SHARES = (0.005, 0.01, 0.02, 0.05)  # reference circuits: exact effect >= share * |gap|
 
 
 def _faithfulness_at(model, task, circuit, share: float) -> float:
@@ -59,6 +63,7 @@ def bench_case(name: str, task_name: str, n: int) -> dict:
     summary = task.summary(model)
     truth = circuits.exhaustive_patching(model, task)
     reference = circuits.reference_circuit(truth, gap=summary["gap"], share=0.01)
+    references = {s: circuits.reference_circuit(truth, gap=summary["gap"], share=s) for s in SHARES}
     rows = {
         "exhaustive": {
             "runtime_s": truth.config["runtime_s"],
@@ -79,6 +84,9 @@ def bench_case(name: str, task_name: str, n: int) -> dict:
             "n_forward": circuit.config["n_forward"],
             "n_backward": circuit.config["n_backward"],
             "auc": circuits.roc_auc(circuit, reference),
+            "auc_by_reference_share": {
+                str(s): circuits.roc_auc(circuit, ref) for s, ref in references.items()
+            },
             "pearson_vs_exact": torch.corrcoef(torch.stack([circuit.scores, truth.scores]))[
                 0, 1
             ].item(),
@@ -97,6 +105,7 @@ def bench_case(name: str, task_name: str, n: int) -> dict:
         "n_prompts": n,
         "n_edges": len(truth.edges),
         "reference_edges": reference.n_edges,
+        "reference_edges_by_share": {str(s): ref.n_edges for s, ref in references.items()},
         "clean_metric": summary["clean"],
         "corrupted_metric": summary["corrupted"],
         "methods": rows,

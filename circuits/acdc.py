@@ -11,8 +11,9 @@ second copy for induction, every position otherwise); "metric" - |mean metric(pr
 metric(clean)|. The edge's score is the (negated) growth in distance measured when it was
 tried, so kept edges have large |score| and `prune(top_n=...)` re-ranks them.
 
-Caveats: greedy and order-dependent like ACDC; pre-LN decoders only; one minibatch holds all
-prompts (the intervention on each edge is evaluated on the whole task).
+Caveats: greedy and order-dependent like ACDC; one minibatch holds all prompts (the
+intervention on each edge is evaluated on the whole task); encoder tasks (hidden-state
+readout) need distance="metric".
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ def _read_positions(task: Task, logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def _distance(task: Task, kind: str, clean_logprobs: torch.Tensor, clean_metric: float):
+def _distance(task: Task, kind: str, clean_output: torch.Tensor):
+    clean_metric = task.metric(clean_output).double().mean().item()
+    if kind == "kl":
+        clean_logprobs = _read_positions(task, clean_output).double().log_softmax(-1)
+
     def distance(logits: torch.Tensor) -> float:
         if kind == "metric":
             return abs(task.metric(logits).double().mean().item() - clean_metric)
@@ -72,16 +77,19 @@ def acdc(
         raise ValueError(f"distance: unknown distance {distance!r}; choose from {DISTANCES}")
     if threshold < 0:
         raise ValueError(f"threshold: must be >= 0, got {threshold}")
+    if distance == "kl" and task.readout is not None:
+        raise ValueError(
+            f"distance: 'kl' needs logits; task {task.name} reads {task.readout}, use 'metric'"
+        )
     torch.manual_seed(seed)
     start, counter = time.perf_counter(), PassCounter()
     graph = build_graph(model, readout=task.readout)
     patcher = EdgePatcher(model, graph)
     clean = task.clean_tokens.to(model.device)
     source = patcher.writer_outputs(task.corrupted_tokens.to(model.device))
-    clean_logits = model(clean)
+    clean_logits = task.run(model, clean)  # logits, or the readout for encoder tasks
     counter.forward += 2
-    clean_logprobs = _read_positions(task, clean_logits).double().log_softmax(-1)
-    measure = _distance(task, distance, clean_logprobs, task.metric(clean_logits).mean().item())
+    measure = _distance(task, distance, clean_logits)
     removed = torch.zeros(graph.n_edges)
     scores = torch.zeros(graph.n_edges, dtype=torch.float64)
     current = 0.0

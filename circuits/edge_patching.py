@@ -20,8 +20,17 @@ model by replacing that head's slice of `hook_q` / `hook_k` / `hook_v` with
 untouched, so all-zero weights reproduce the clean run bit for bit. The attention output bias
 `b_O` is constant across runs and cancels in every difference.
 
-Caveats: pre-LN sequential decoders only (see `circuits.graph.supports_edges`); the model's
-shared state is never changed (hooks live only inside `forward`).
+Post-LN encoders (BERT, MiniLM): each block computes `mid = ln1(x + attn(x))` and
+`x' = ln2(mid + mlp(mid))`, so the residual is not a sum of outputs. There every LayerNorm
+between a writer and a port is *linearised at the run's own scale* ("frozen LN":
+`v -> g * (v - mean v) / scale`), and the writer's difference is carried through those maps
+(`embed_ln`, then `ln1`/`ln2` of each layer) before it is subtracted. Patching nothing is still
+exact; patching every edge only approximates the corrupted run (the scales differ between runs).
+The q/k/v ports read the block input directly (no norm before attention), the MLP port
+`mlp.in.hook_in`, the readout port the task's readout `blocks.{last}.hook_out`.
+
+Caveats: sequential blocks only (see `circuits.graph.supports_edges`); the model's shared state
+is never changed (hooks live only inside `forward`).
 """
 
 from __future__ import annotations
@@ -42,11 +51,18 @@ class EdgePatcher:
     def __init__(self, model: Model, graph: Graph | None = None) -> None:
         if not supports_edges(model):
             raise ValueError(
-                f"model: edge-level interventions need a sequential pre-LN decoder; "
+                f"model: edge-level interventions need sequential attention/MLP blocks; "
                 f"{model.name} is not one (use node activation patching instead)"
             )
         self.model = model
         self.graph = graph or build_graph(model)
+        self.post_ln = not model.is_causal  # BERT-style encoders
+        last = f"blocks.{model.n_layers - 1}.hook_out"
+        if self.graph.readout not in ((last,) if self.post_ln else (None,)):
+            raise ValueError(
+                f"task: edge interventions read {'the logits' if not self.post_ln else last}; "
+                f"this task reads {self.graph.readout!r}"
+            )
         bridge = model.bridge
         self.n_writers = len(self.graph.writers)
         self._writer = {n: i for i, n in enumerate(self.graph.writers)}
@@ -60,13 +76,48 @@ class EdgePatcher:
             self._cols.setdefault(key, []).append(port_col[p.name])
             self._n_up[key] = len(self.graph.upstream_of(p))
         self._attn = [bridge.blocks[layer].attn for layer in range(model.n_layers)]
-        self._ln1 = [bridge.blocks[layer].ln1.original_component for layer in range(model.n_layers)]
+        self._ln1 = [
+            (lambda x: x) if self.post_ln else bridge.blocks[layer].ln1.original_component
+            for layer in range(model.n_layers)
+        ]
+        if self.post_ln:
+            self._init_post_ln(bridge)
         self._first_head = [self._writer[f"a{layer}.0"] for layer in range(model.n_layers)]
         self._mlp_writer = {
             layer: self._writer[f"m{layer}"]
             for layer in range(model.n_layers)
             if self.graph.has_mlp
         }
+
+    def _init_post_ln(self, bridge) -> None:
+        """LayerNorm stages of a post-LN encoder: embed_ln, then ln1/ln2 of every layer."""
+        self._ln_names = ["embed_ln"] + [
+            f"blocks.{layer}.{ln}" for layer in range(self.model.n_layers) for ln in ("ln1", "ln2")
+        ]
+        self._ln_gain = [
+            bridge.get_submodule(name).original_component.weight for name in self._ln_names
+        ]  # each [d_model]
+        stage = [0] + [
+            1 + 2 * self.graph.writer_layer(n)[0] + self.graph.writer_layer(n)[1]
+            for n in self.graph.writers[1:]
+        ]  # heads of layer l write before ln1 (stage 1+2l), its MLP before ln2 (stage 2+2l)
+        self._stage = torch.tensor(stage)  # [writer]
+        self._read_stage = {"q": 0, "k": 0, "v": 0, "mlp": 1, "output": 0}
+
+    def _through_norms(self, w, diff, read_stage: int, scales: dict) -> torch.Tensor:
+        """sum_u w_u T_u(diff_u): each writer's difference carried through the frozen norms
+        from where it writes up to (and including) stage `read_stage` (Horner's scheme)."""
+        acc = None
+        stage = self._stage[: diff.shape[0]]  # [up]
+        for i in range(read_stage + 1):
+            chosen = (stage == i).nonzero()[:, 0]
+            if len(chosen):
+                term = torch.einsum("u...,ubpm->bp...m", w[chosen], diff[chosen])
+                acc = term if acc is None else acc + term
+            if acc is not None:
+                scale = scales[i].reshape(*scales[i].shape[:2], *([1] * (acc.dim() - 2)))
+                acc = (acc - acc.mean(-1, keepdim=True)) / scale * self._ln_gain[i]
+        return acc
 
     # ------------------------------------------------------------------ weights
     def dense(self, weights: torch.Tensor) -> torch.Tensor:
@@ -100,7 +151,8 @@ class EdgePatcher:
         input_override: torch.Tensor | None = None,
         record: list | None = None,
     ) -> torch.Tensor:
-        """Logits `[batch, pos, d_vocab]` of a run with `weights` `[edge]` of edges patched.
+        """Logits `[batch, pos, d_vocab]` (encoders: the readout `[batch, pos, d_model]`) of
+        a run with `weights` `[edge]` of edges patched.
 
         source: `[writer, batch, pos, d_model]` outputs of the source run (patched-in values);
         deltas: fixed `[writer, batch, pos, d_model]` differences to subtract instead;
@@ -110,24 +162,42 @@ class EdgePatcher:
         dense = self.dense(weights)  # [writer, port]
         outs: list[torch.Tensor | None] = [None] * self.n_writers if record is None else record
         resid: dict[int, torch.Tensor] = {}
+        scales: dict[int, torch.Tensor] = {}  # post-LN: stage -> [batch, pos, 1] norm scale
+        readout: list[torch.Tensor] = []
 
-        def diff(n_up: int) -> torch.Tensor:
-            if deltas is not None:
-                return deltas[:n_up]  # [up, batch, pos, d_model]
-            actual = torch.stack(outs[:n_up])  # [up, batch, pos, d_model]
-            return actual - source[:n_up]
+        def weighted(w: torch.Tensor, key: tuple[int, str]) -> torch.Tensor:
+            """sum_u w_u diff_u at the port's read point: w [up] -> [batch, pos, d_model],
+            w [up, head] -> [batch, pos, head, d_model]."""
+            n_up = self._n_up[key]
+            fixed = deltas is not None
+            # [up, batch, pos, d_model]
+            diff = deltas[:n_up] if fixed else torch.stack(outs[:n_up]) - source[:n_up]
+            if not self.post_ln:
+                return torch.einsum("u...,ubpm->bp...m", w, diff)
+            layer, kind = key
+            read_stage = 2 * layer + self._read_stage[kind]
+            return self._through_norms(w, diff, read_stage, scales)
 
         def active(w: torch.Tensor) -> bool:
             return force or bool((w != 0).any())
 
+        def input_hook(x, *, hook):
+            x = x if input_override is None else input_override
+            outs[0] = x
+            return x
+
         def resid_hook(layer):
             def hook(x, *, hook):
-                if layer == 0 and input_override is not None:
-                    x = input_override
-                if layer == 0:
-                    outs[0] = x
+                if layer == 0 and not self.post_ln:
+                    x = input_hook(x, hook=hook)
                 resid[layer] = x
                 return x
+
+            return hook
+
+        def scale_hook(stage):
+            def hook(x, *, hook):
+                scales[stage] = x
 
             return hook
 
@@ -153,9 +223,7 @@ class EdgePatcher:
                 w = dense[: self._n_up[key], self._cols[key]]  # [up, head]
                 if not active(w):
                     return act
-                x = resid[layer][:, :, None, :] - torch.einsum(
-                    "uh,ubpm->bphm", w, diff(self._n_up[key])
-                )  # [batch, pos, head, d_model]
+                x = resid[layer][:, :, None, :] - weighted(w, key)  # [batch, pos, head, d_model]
                 proj, bias = self._projection(layer, kind)
                 new = torch.einsum("bphm,hmd->bphd", self._ln1[layer](x), proj) + bias
                 if force:
@@ -168,21 +236,30 @@ class EdgePatcher:
         def port_hook(key):
             def hook(x, *, hook):  # x: [batch, pos, d_model], the residual this port reads
                 w = dense[: self._n_up[key], self._cols[key][0]]  # [up]
-                if not active(w):
-                    return x
-                return x - torch.einsum("u,ubpm->bpm", w, diff(self._n_up[key]))
+                if active(w):
+                    x = x - weighted(w, key)
+                if key[1] == "output":
+                    readout.append(x)
+                return x
 
             return hook
 
+        n_layers = self.model.n_layers
         hooks = []
-        for layer in range(self.model.n_layers):
+        if self.post_ln:
+            hooks.append(("embed_ln.hook_in", input_hook))
+            hooks += [(f"{n}.hook_scale", scale_hook(i)) for i, n in enumerate(self._ln_names)]
+        for layer in range(n_layers):
             hooks.append((f"blocks.{layer}.hook_resid_pre", resid_hook(layer)))
             hooks.append((f"blocks.{layer}.attn.hook_z", z_hook(layer)))
             for kind in ("q", "k", "v"):
                 hooks.append((f"blocks.{layer}.attn.hook_{kind}", qkv_hook(layer, kind)))
             if self.graph.has_mlp:
-                hooks.append((f"blocks.{layer}.ln2.hook_in", port_hook((layer, "mlp"))))
+                mlp_in = "mlp.in.hook_in" if self.post_ln else "ln2.hook_in"
+                hooks.append((f"blocks.{layer}.{mlp_in}", port_hook((layer, "mlp"))))
                 hooks.append((f"blocks.{layer}.mlp.hook_out", mlp_out_hook(layer)))
-        hooks.append(("ln_final.hook_in", port_hook((self.model.n_layers, "output"))))
+        out_port = f"blocks.{n_layers - 1}.hook_out" if self.post_ln else "ln_final.hook_in"
+        hooks.append((out_port, port_hook((n_layers, "output"))))
         with self.model.intervene(hooks):
-            return self.model(tokens)
+            logits = self.model(tokens)
+        return readout[0] if self.post_ln else logits

@@ -16,10 +16,10 @@ group. With as many kv heads as heads (GPT-2, BERT) the indices coincide.
 Edge labels are `"{upstream}->{port}"`, e.g. `"a0.1->a1.3<k>"`; the edge order is fixed (by
 downstream layer, then port, then upstream) so edge score tensors line up across methods.
 
-Caveats: the graph assumes the sequential pre-LayerNorm residual stream of GPT-2 and
-Llama-style decoders (attention, then MLP, each reading the sum of everything before it).
-Post-LN encoders such as BERT/MiniLM do not decompose additively; `build_graph` describes their
-graph, but edge-level interventions refuse them (node-level activation patching works).
+Caveats: the graph assumes sequential blocks (attention, then MLP, each reading everything
+before it). In pre-LN decoders (GPT-2, Llama) the residual stream is exactly the sum of the
+writers' outputs; in post-LN encoders (BERT, MiniLM) it is not, and `circuits.edge_patching`
+carries writers' outputs through frozen LayerNorms (an approximation, see there).
 Parallel attention+MLP blocks (GPT-J, NeoX) are not modelled.
 """
 
@@ -147,8 +147,8 @@ class Graph:
 
 
 def supports_edges(model: Model) -> bool:
-    """True for sequential pre-LN decoders, where the residual stream is a plain sum."""
-    return bool(model.is_causal) and not bool(getattr(model.cfg, "parallel_attn_mlp", False))
+    """True for sequential attention/MLP blocks (pre-LN decoders, post-LN encoders)."""
+    return not bool(getattr(model.cfg, "parallel_attn_mlp", False))
 
 
 def build_graph(model: Model, *, readout: str | None = None) -> Graph:

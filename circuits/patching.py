@@ -179,7 +179,7 @@ def path_patching(
         for sub in task_batches(task, batch_size):
             clean = sub.clean_tokens.to(model.device)
             source = patcher.writer_outputs(sub.corrupted_tokens.to(model.device))
-            base = sub.metric(model(clean)).double().sum().item()
+            base = sub.metric(sub.run(model, clean)).double().sum().item()
             counter.forward += 2
             for e in chosen:
                 weights = torch.zeros(graph.n_edges)

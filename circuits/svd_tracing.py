@@ -46,6 +46,8 @@ def _query_positions(task: Task, prompt: int, n_queries: int) -> list[int]:
         pos = task.positions()
         idx = torch.linspace(0, len(pos) - 1, n_queries).round().long().unique()
         return [int(p) for p in pos[idx]]
+    if hasattr(task, "pool_mask"):  # encoder tasks: the last real token
+        return [int(task.pool_mask[prompt].nonzero().max())]
     return [int(task.clean_tokens.shape[1] - 1)]
 
 
