@@ -13,8 +13,17 @@ shared selection from their query string (`workbench.ui.selection`). `PAGES` lis
 modules in navigation order; `workbench.ui.app.create_app` registers them.
 """
 
-from workbench.ui.pages import attention, circuits, heads, models, prompt, runs
+from workbench.ui.pages import (
+    attacks,
+    attention,
+    circuits,
+    guidance,
+    heads,
+    models,
+    prompt,
+    runs,
+)
 
-PAGES = [prompt, attention, heads, circuits, models, runs]
+PAGES = [prompt, attention, heads, circuits, guidance, attacks, models, runs]
 
 __all__ = ["PAGES"]

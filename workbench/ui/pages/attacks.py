@@ -1,0 +1,216 @@
+"""Attacks page ("/attacks"): GCG token attacks with attention dissipation, in the background.
+
+- Configure objective, targeted heads, dissipation weight, steps, adversarial length and the
+  number of IOI prompts; Run starts a background job (progress, Cancel) that fits
+  `analysis.attacks.TokenAttack` and stores its `AttackResult` as a run.
+- Loss curve per prompt, the adversarial tokens and outcomes per prompt, the targeted heads'
+  entropy before/after (`AttackResult.plot`), and the first targeted head's pattern on the
+  original and on the attacked text of a chosen prompt.
+
+Prompts: the IOI task for decoders that handle it (`flip`, `raise_loss`, `dissipation`), the
+selected prompt for `embedding` (encoders) and for `dissipation` on other models.
+Ids are prefixed `attacks-`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_mantine_components as dmc
+from dash import Input, Output, State, dcc, html
+
+from workbench.ui import jobs, selection, state
+from workbench.ui.components import (
+    empty_figure,
+    error_alert,
+    figure_card,
+    page_header,
+    register_figure_export,
+    user_message,
+)
+from workbench.ui.figures import attention_pattern, pattern_figure
+from workbench.ui.pages.guidance import head_options, parse_heads
+from workbench.ui.pages.prompt import DEFAULT_PROMPT
+from workbench.ui.pages.runs import SESSION_KEY
+
+PAGE = {"path": "/attacks", "name": "Attacks", "title": "Attacks · Workbench", "order": 50}
+OBJECTIVES = ["flip", "raise_loss", "dissipation", "embedding"]
+GRAPHS = ("attacks-loss", "attacks-entropy", "attacks-before", "attacks-after")
+
+
+def _inputs(query: dict[str, Any] | None) -> tuple[str, str]:
+    query = query or {}
+    return query.get("model", selection.DEFAULT_MODEL), query.get("prompt", DEFAULT_PROMPT)
+
+
+def _number(id: str, label: str, value: float, *, min: float = 1, max: float = 1000, **kw):
+    return dmc.NumberInput(id=id, label=label, value=value, min=min, max=max, w=120, **kw)
+
+
+def layout(**query: str) -> Any:
+    selected = selection.parse_query(query)
+    model_name, prompt = _inputs(selected)
+    controls = dmc.Group(
+        [
+            dmc.Select(id="attacks-objective", label="Objective", data=OBJECTIVES, value="flip", w=150),
+            dmc.MultiSelect(id="attacks-heads", label="Heads to dissipate", data=head_options(model_name),
+                            value=[], w=260, clearable=True),
+            _number("attacks-weight", "Dissipation weight", 0.0, min=0, max=100, step=0.5),
+            _number("attacks-steps", "Steps", 20),
+            _number("attacks-nadv", "Adversarial tokens", 4, max=32),
+            _number("attacks-prompts", "Prompts", 2, max=64),
+            _number("attacks-seed", "Seed", 0, min=0, max=2**31),
+        ],
+        align="flex-end",
+    )  # fmt: skip
+    return dmc.Stack(
+        [
+            selection.query_store("attacks", query),
+            dcc.Store(id="attacks-job"),
+            page_header("Attacks", "Greedy Coordinate Gradient token attacks on the model's answer and attention."),
+            dmc.Text([dmc.Code(model_name), " · ", prompt[:160]], size="sm"),
+            controls,
+            jobs.job_controls("attacks", run_label="Run attack"),
+            html.Div(id="attacks-error"),
+            html.Div(id="attacks-table"),
+            dmc.SimpleGrid(
+                [figure_card("attacks-loss", "Loss per step"), figure_card("attacks-entropy", "Targeted heads' entropy")],
+                cols=2,
+            ),
+            dmc.Select(id="attacks-row", label="Prompt for the patterns", data=[], w=200),
+            dmc.SimpleGrid(
+                [figure_card("attacks-before", "Attention before"), figure_card("attacks-after", "Attention after")],
+                cols=2,
+            ),
+        ],
+        gap="sm",
+    )  # fmt: skip
+
+
+def attack_job(set_progress, *, session, model_name, prompt, objective, heads, weight, steps,
+               n_adv, n_prompts, seed) -> str:  # fmt: skip
+    """Fit the attack and store its result; returns the run id (forked job process)."""
+    from analysis.attacks import TokenAttack
+    from workbench.tasks import make_task
+
+    state.check_session(session)
+    set_progress((3, "preparing prompts"))
+    model = state.get_model(model_name)
+    attack = TokenAttack(
+        objective=objective, heads=heads, dissipation_weight=float(weight), steps=int(steps),
+        n_adv=int(n_adv), batch_size=16, seed=int(seed), progress=True,
+    )  # fmt: skip
+    if objective == "embedding":
+        prompts: Any = [prompt]
+    else:
+        try:
+            prompts = make_task("ioi", model, n=int(n_prompts), seed=int(seed))
+        except ValueError:
+            if objective != "dissipation":
+                raise
+            prompts = [prompt]
+    with jobs.tqdm_progress(set_progress, "attack"):
+        result = attack.fit(model, prompts).result_
+    set_progress((99, "saving"))
+    config = {"objective": objective, "heads": [list(h) for h in heads], "steps": int(steps),
+              "n_adv": int(n_adv), "seed": int(seed), SESSION_KEY: session}  # fmt: skip
+    return state.run_store().save(result, kind="attack", model=model.name, config=config)
+
+
+def outcomes_table(frame) -> Any:
+    columns = ["index", "success", "steps_used", "metric_before", "metric_after", "adversarial"]
+    rows = [
+        dmc.TableTr(
+            [dmc.TableTd(f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c])) for c in columns],
+            id=f"attacks-outcome-{row['index']}",
+        )
+        for row in frame.to_dict("records")
+    ]  # fmt: skip
+    head = dmc.TableThead(dmc.TableTr([dmc.TableTh(c) for c in columns]))
+    return dmc.Table([head, dmc.TableTbody(rows)], striped=True, withTableBorder=True)
+
+
+def register_callbacks(app: Any) -> None:
+    for graph in GRAPHS:
+        register_figure_export(app, graph)
+
+    @app.callback(
+        Output("attacks-job", "data"),
+        Input("attacks-run", "n_clicks"),
+        State("attacks-objective", "value"),
+        State("attacks-heads", "value"),
+        State("attacks-weight", "value"),
+        State("attacks-steps", "value"),
+        State("attacks-nadv", "value"),
+        State("attacks-prompts", "value"),
+        State("attacks-seed", "value"),
+        State("attacks-query", "data"),
+        State("session-id", "data"),
+        **jobs.background_options("attacks"),
+    )
+    def run_attack(set_progress, _clicks, objective, heads, weight, steps, n_adv, n_prompts,
+                   seed, query, session) -> Any:  # fmt: skip
+        model_name, prompt = _inputs(query)
+        try:
+            chosen = parse_heads(heads) if heads else ()
+            run_id = attack_job(
+                set_progress, session=session, model_name=model_name, prompt=prompt,
+                objective=objective, heads=chosen, weight=weight or 0, steps=steps,
+                n_adv=n_adv, n_prompts=n_prompts, seed=seed or 0,
+            )  # fmt: skip
+        except Exception as err:  # noqa: BLE001 - reported on the page
+            return {"error": user_message(err)}
+        return {"run_id": run_id}
+
+    @app.callback(
+        Output("attacks-table", "children"),
+        Output("attacks-loss", "figure"),
+        Output("attacks-entropy", "figure"),
+        Output("attacks-row", "data"),
+        Output("attacks-row", "value"),
+        Output("attacks-error", "children"),
+        Input("attacks-job", "data"),
+        State("session-id", "data"),
+        prevent_initial_call=True,
+    )
+    def show_attack(job, session) -> Any:
+        import analysis.attacks  # noqa: F401 - registers AttackResult
+
+        blank = empty_figure("no attack yet")
+        try:
+            if not job or "error" in job:
+                raise ValueError((job or {}).get("error", "the attack did not finish"))
+            result = state.run_store().load_result(job["run_id"])
+            state.put_result(session, "attack", result)
+        except Exception as err:  # noqa: BLE001
+            return None, blank, blank, [], None, error_alert(err, id="attacks-alert")
+        entropy = result.plot("entropy") if result.heads else empty_figure("no heads targeted")
+        rows = [str(i) for i in result.prompts["index"]]
+        return outcomes_table(result.prompts), result.plot("loss"), entropy, rows, rows[0], None
+
+    @app.callback(
+        Output("attacks-before", "figure"),
+        Output("attacks-after", "figure"),
+        Input("attacks-row", "value"),
+        State("attacks-query", "data"),
+        State("session-id", "data"),
+        prevent_initial_call=True,
+    )
+    def show_patterns(row, query, session) -> Any:
+        result = state.get_result(session, "attack") if session else None
+        if result is None or row is None:
+            return empty_figure(), empty_figure()
+        record = result.prompts[result.prompts["index"].astype(str) == str(row)].iloc[0]
+        layer, head = result.heads[0] if result.heads else (0, 0)
+        model_name = result.model_name
+        original = str(record["text_after"]).replace(str(record["adversarial"]), "", 1).strip()
+        figures = []
+        for label, text in (("before", original), ("after", str(record["text_after"]))):
+            try:
+                with state.model_lock(model_name):
+                    found = attention_pattern(state.get_model(model_name), text, layer, head)
+                title = f"{label}: {model_name} L{layer}H{head}"
+                figures.append(pattern_figure(found.pattern, found.tokens, title=title))
+            except Exception as err:  # noqa: BLE001
+                figures.append(empty_figure(user_message(err)))
+        return tuple(figures)

@@ -1,0 +1,196 @@
+"""Guidance page ("/guidance"): head-perturbation guided decoding, side by side with plain.
+
+- Heads by hand (multi-select of `L.H`) or by search: `HeadHunter` runs as a background job
+  (progress, Cancel) on the IOI task for decoders that handle it, else on the prompt's
+  next-token loss, and fills the selection with the heads it chose.
+- Perturbation method, `u` (interpolation towards the target pattern) and `w` (guidance
+  scale) sliders; Generate decodes the prompt twice with `analysis.guidance.guide`: `w = 0`
+  (plain) and the chosen `w`, shown side by side with the per-step logit shift figure.
+
+Thin: all numbers come from `analysis`; Ids are prefixed `guidance-`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_mantine_components as dmc
+from dash import Input, Output, State, html
+
+from workbench.ui import jobs, selection, state
+from workbench.ui.components import (
+    empty_figure,
+    error_alert,
+    figure_card,
+    page_header,
+    register_figure_export,
+    user_message,
+)
+from workbench.ui.pages.prompt import DEFAULT_PROMPT
+
+PAGE = {"path": "/guidance", "name": "Guidance", "title": "Guidance · Workbench", "order": 40}
+METHODS = ["identity", "uniform", "mean_query", "temperature", "zero", "mean"]
+
+
+def _inputs(query: dict[str, Any] | None) -> tuple[str, str]:
+    query = query or {}
+    return query.get("model", selection.DEFAULT_MODEL), query.get("prompt", DEFAULT_PROMPT)
+
+
+def head_options(model_name: str) -> list[str]:
+    try:
+        model = state.get_model(model_name)
+    except Exception:  # noqa: BLE001 - the page shows the load error on Generate
+        return []
+    return [f"{layer}.{head}" for layer in range(model.n_layers) for head in range(model.n_heads)]
+
+
+def parse_heads(values: list[str] | None) -> tuple[tuple[int, int], ...]:
+    """`["1.0", "1.2"]` -> `((1, 0), (1, 2))`; ValueError naming a malformed one."""
+    heads = []
+    for value in values or []:
+        layer, _, head = str(value).partition(".")
+        if not (layer.isdigit() and head.isdigit()):
+            raise ValueError(f"heads: {value!r} is not LAYER.HEAD")
+        heads.append((int(layer), int(head)))
+    if not heads:
+        raise ValueError("heads: choose at least one head (by hand or by search)")
+    return tuple(heads)
+
+
+def layout(**query: str) -> Any:
+    selected = selection.parse_query(query)
+    model_name, prompt = _inputs(selected)
+    first = (
+        [f"{selected['layer']}.{selected['head']}"]
+        if "layer" in selected and "head" in selected
+        else []
+    )
+    controls = dmc.Stack(
+        [
+            dmc.Group(
+                [
+                    dmc.MultiSelect(
+                        id="guidance-heads", label="Heads", data=head_options(model_name),
+                        value=first, w=360, searchable=True, clearable=True,
+                    ),
+                    dmc.Select(id="guidance-method", label="Perturbation", data=METHODS,
+                               value="identity", w=150),
+                    dmc.NumberInput(id="guidance-tokens", label="New tokens", value=8, min=1,
+                                    max=64, w=110),
+                ],
+                align="flex-end",
+            ),  # fmt: skip
+            dmc.Text("u: interpolation towards the perturbed pattern", size="sm"),
+            dmc.Slider(id="guidance-u", min=0, max=1, step=0.05, value=1.0,
+                       marks=[{"value": v, "label": str(v)} for v in (0, 0.5, 1)]),
+            dmc.Text("w: guidance scale (0 = plain decoding)", size="sm", mt="md"),
+            dmc.Slider(id="guidance-w", min=0, max=5, step=0.1, value=1.5,
+                       marks=[{"value": v, "label": str(v)} for v in (0, 1, 2, 3, 4, 5)]),
+        ],
+        gap=6,
+    )  # fmt: skip
+    outputs = dmc.SimpleGrid(
+        [
+            dmc.Paper([dmc.Text("Plain (w = 0)", fw=600), dmc.Code("", id="guidance-plain",
+                       block=True)], withBorder=True, p="sm"),
+            dmc.Paper([dmc.Text("Guided", fw=600), dmc.Code("", id="guidance-guided",
+                       block=True)], withBorder=True, p="sm"),
+        ],
+        cols=2,
+    )  # fmt: skip
+    return dmc.Stack(
+        [
+            selection.query_store("guidance", query),
+            page_header(
+                "Guidance",
+                "Decode with l = (1 + w) l_orig - w l_perturbed, perturbing the chosen heads.",
+            ),
+            dmc.Text([dmc.Code(model_name), " · ", prompt[:160]], size="sm"),
+            controls,
+            dmc.Group(
+                [
+                    dmc.Button("Generate", id="guidance-generate"),
+                    html.Div(
+                        jobs.job_controls("guidance", run_label="Search heads"), style={"flex": 1}
+                    ),
+                ],
+                align="flex-start",
+                mt="lg",
+            ),
+            html.Div(id="guidance-error"),
+            outputs,
+            figure_card("guidance-shift", "Logit shift per step"),
+        ],
+        gap="sm",
+    )
+
+
+def register_callbacks(app: Any) -> None:
+    register_figure_export(app, "guidance-shift")
+
+    @app.callback(
+        Output("guidance-plain", "children"),
+        Output("guidance-guided", "children"),
+        Output("guidance-shift", "figure"),
+        Output("guidance-error", "children"),
+        Input("guidance-generate", "n_clicks"),
+        State("guidance-heads", "value"),
+        State("guidance-method", "value"),
+        State("guidance-u", "value"),
+        State("guidance-w", "value"),
+        State("guidance-tokens", "value"),
+        State("guidance-query", "data"),
+        prevent_initial_call=True,
+    )
+    def generate(_clicks, heads, method, u, w, n_tokens, query) -> Any:
+        from analysis.guidance import guide
+        from analysis.head_perturbation import HeadPerturbation
+
+        model_name, prompt = _inputs(query)
+        try:
+            model = state.get_model(model_name)
+            p = HeadPerturbation(heads=parse_heads(heads), method=method, u=float(u))
+            n = int(n_tokens) if isinstance(n_tokens, int | float) else 8
+            with state.model_lock(model_name):
+                plain = guide(model, prompt, p, w=0.0, max_new_tokens=n)
+                guided = guide(model, prompt, p, w=float(w), max_new_tokens=n)
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            return "", "", empty_figure("no generation"), error_alert(err, id="guidance-alert")
+        return plain.text, guided.text, guided.plot(), None
+
+    @app.callback(
+        Output("guidance-heads", "value"),
+        Output("guidance-error", "children", allow_duplicate=True),
+        Input("guidance-run", "n_clicks"),
+        State("guidance-method", "value"),
+        State("guidance-u", "value"),
+        State("guidance-w", "value"),
+        State("guidance-query", "data"),
+        **jobs.background_options("guidance"),
+    )
+    def search_heads(set_progress, _clicks, method, u, w, query) -> Any:
+        try:
+            heads = _search(set_progress, *_inputs(query), method=method, u=float(u), w=float(w))
+        except Exception as err:  # noqa: BLE001
+            return [], error_alert(user_message(err), id="guidance-alert")
+        return [f"{layer}.{head}" for layer, head in heads], None
+
+
+def _search(set_progress, model_name: str, prompt: str, *, method: str, u: float, w: float):
+    """HeadHunter's heads (runs in the forked job process)."""
+    from analysis.head_search import HeadHunter, ioi_objective, loss_objective, split_rows
+    from workbench.tasks import make_task
+
+    set_progress((5, "preparing the objective"))
+    model = state.get_model(model_name)
+    try:
+        task = make_task("ioi", model, n=16, seed=0)
+        objective, n_rows = ioi_objective(task), task.n_prompts
+    except ValueError:  # not an IOI model: the prompt's own next-token loss
+        objective, n_rows = loss_objective(model, [prompt, prompt]), 2
+    select, heldout = split_rows(n_rows, seed=0)
+    hunter = HeadHunter(method=method, u=u, w=w, rounds=2, progress=True)
+    with jobs.tqdm_progress(set_progress, "head search"):
+        hunter.fit(model, objective, select=select, heldout=heldout)
+    return hunter.heads_
