@@ -1,17 +1,22 @@
 """Fixtures for the attention-kernel tests: random q/k/v and the tolerance table.
 
-Without CUDA, TRITON_INTERPRET=1 is set here, before any test imports triton, so the Triton kernel
-runs on CPU tensors through the interpreter (the tests import kernels.triton_* lazily, through
-the dispatcher). With CUDA the Triton tests run compiled on the GPU instead.
+Without CUDA, TRITON_INTERPRET=1 is set here, at collection time, before these tests import the
+kernel (lazily, through the dispatcher), so it runs on CPU tensors through the interpreter. If
+something imported triton earlier in the session without it, the Triton tests skip and say so.
+With CUDA the Triton tests run compiled on the GPU instead.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
 
+# @triton.jit (triton's own library functions included) picks interpreted or compiled when its
+# module is imported: once triton is imported without the interpreter, it cannot run on CPU.
+INTERPRETER_USABLE = os.environ.get("TRITON_INTERPRET") == "1" or "triton" not in sys.modules
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -30,7 +35,11 @@ TOLERANCES = {
 @pytest.fixture
 def triton_device() -> str:
     """Where the Triton backend runs: the GPU when there is one, else the interpreter on CPU."""
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if torch.cuda.is_available():
+        return "cuda"
+    if not INTERPRETER_USABLE:
+        pytest.skip("triton was imported without TRITON_INTERPRET=1 before these tests")
+    return "cpu"
 
 
 @pytest.fixture

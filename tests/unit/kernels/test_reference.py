@@ -68,13 +68,14 @@ def uniform_expectations(seq: int, sink_tokens: int, mass_block: int) -> dict[st
 
 
 @pytest.mark.parametrize("backend", ["reference", "chunked", "triton"])
-def test_uniform_attention_closed_forms(backend, triton_device):
+def test_uniform_attention_closed_forms(backend, request):
     seq, sink_tokens, mass_block = 70, 3, 8
     q = torch.zeros(1, 2, seq, 16)  # all scores 0: uniform over the visible keys
     k = torch.randn(1, 1, seq, 16, generator=torch.Generator().manual_seed(1))
     v = torch.randn(1, 1, seq, 16, generator=torch.Generator().manual_seed(2))
     if backend == "triton":
-        q, k, v = (t.to(triton_device) for t in (q, k, v))
+        device = request.getfixturevalue("triton_device")
+        q, k, v = (t.to(device) for t in (q, k, v))
     out, stats = attention_with_stats(
         q,
         k,
