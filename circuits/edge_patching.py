@@ -72,7 +72,7 @@ class EdgePatcher:
         self._cols: dict[tuple[int, str], list[int]] = {}
         self._n_up: dict[tuple[int, str], int] = {}
         for p in self.graph.ports:
-            key = (p.layer, p.kind if p.kind in ("mlp", "output") else p.kind)
+            key = (p.layer, p.kind)
             self._cols.setdefault(key, []).append(port_col[p.name])
             self._n_up[key] = len(self.graph.upstream_of(p))
         self._attn = [bridge.blocks[layer].attn for layer in range(model.n_layers)]
@@ -159,7 +159,7 @@ class EdgePatcher:
         force: rebuild every port even at weight 0 (needed for gradients);
         input_override: `[batch, pos, d_model]` replacement for the input node's output.
         """
-        dense = self.dense(weights)  # [writer, port]
+        dense = self.dense(weights).to(self.model.device)  # [writer, port] (differentiable)
         outs: list[torch.Tensor | None] = [None] * self.n_writers if record is None else record
         resid: dict[int, torch.Tensor] = {}
         scales: dict[int, torch.Tensor] = {}  # post-LN: stage -> [batch, pos, 1] norm scale

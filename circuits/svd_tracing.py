@@ -16,7 +16,8 @@ Scores follow the `Circuit` sign convention (negative = carries the behaviour).
 
 Caveats: the decomposition explains *where a head attends* (q and k ports); value ports get no
 score (0), so they are never selected by this method. Bias sources (`b_Q`/`b_K`, norm biases)
-are not graph nodes and are dropped. Needs the head-anatomy module `analysis.score_decomposition`.
+are not graph nodes and are dropped. Only heads are expanded upstream (an MLP source is scored
+but not traced through, having no attention to decompose). Needs the head-anatomy module `analysis.score_decomposition`.
 """
 
 from __future__ import annotations
