@@ -7,9 +7,10 @@
 Prints JSON and merges it into `benchmarks/results/attention_stats.json` (sections not run this
 time are kept from the previous file).
 
-CPU section (`cpu`): `accuracy`, the max abs error of the chunked path and of the Triton kernel
-(through the interpreter) against the float64 reference, per input dtype and statistic, at
-n=200; then the chunked torch path (backend="chunked", chunk_size 256) vs the eager
+`accuracy`: the max abs error of the chunked path and of the Triton kernel (through the
+interpreter) against the float64 reference, per input dtype and statistic, at n=200.
+
+CPU section (`cpu`): the chunked torch path (backend="chunked", chunk_size 256) vs the eager
 baseline (the float32 "materialise the pattern, then reduce" path: kernels.reference at float32,
 the same code as the float64 ground truth), both computing the output and DEFAULT_STATS, causal,
 batch 1, 12 heads, d_head 64, fp32, n in {512, ..., 8192}, one torch thread. Each (backend, n)
@@ -210,7 +211,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-eager-gib", type=float, default=6.0)
-    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU section")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the CPU timing section")
+    parser.add_argument("--no-accuracy", action="store_true", help="skip the accuracy table")
     parser.add_argument("--gpu", action="store_true", help="run the GPU section (needs CUDA)")
     parser.add_argument("--compile-sm90", action="store_true", help="sm_90 register report")
     parser.add_argument("--no-model", action="store_true", help="skip the whole-model section")
@@ -227,6 +229,8 @@ def main() -> None:
     sys.path.insert(0, str(REPO_ROOT))
     results = json.loads(args.output.read_text()) if args.output.exists() else {}
     results["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count()}
+    if not args.no_accuracy:
+        results["accuracy"] = run_child("accuracy", 200, 1, args.threads)
     if not args.no_cpu:
         results["cpu"] = cpu_section(args.sizes, args.repeats, args.threads, args.max_eager_gib)
     if args.gpu or args.compile_sm90:
