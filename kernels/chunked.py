@@ -119,7 +119,10 @@ class _QueryChunk:
         return mask[:, :, None]
 
     def add_keys(self, k0: int, k1: int, keys: torch.Tensor, values: torch.Tensor | None) -> None:
-        """Fold keys [k0, k1) into the running state. keys/values: [batch, heads_kv, 1, key, d_head]."""
+        """Fold keys [k0, k1) into the running state.
+
+        keys, values: [batch, heads_kv, 1, key, d_head] (values None when write_out is off).
+        """
         key_index = torch.arange(k0, k1, device=keys.device)
         scores = self.query @ keys.float().transpose(-1, -2)  # [batch, heads_kv, group, query, key]
         mask = self._mask(key_index)
@@ -166,7 +169,7 @@ class _QueryChunk:
         self.m = m_new
 
     def finish(self) -> dict[str, torch.Tensor]:
-        """Normalised statistics for this query chunk: name -> [batch, heads_kv, group, query(, w)]."""
+        """Normalised statistics: name -> [batch, heads_kv, group, query(, width)]."""
         log_l = torch.log(self.l)
         values = {
             "lse": lambda: self.m + log_l,

@@ -78,8 +78,8 @@ def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd
           m_i, l_i, acc, t, dist, sum_sq, hist,
           MASKED: tl.constexpr, NEAR: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
           UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
-          WRITE_OUT: tl.constexpr, HAS_ENTROPY: tl.constexpr, HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
-          BUCKETS_PAD: tl.constexpr):
+          WRITE_OUT: tl.constexpr, HAS_ENTROPY: tl.constexpr, HAS_DIST: tl.constexpr,
+          HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr, BUCKETS_PAD: tl.constexpr):
     """Fold key block [start_n, start_n + BLOCK_N) into the running state of one query block."""
     offs_n = start_n + offs_n0  # [BLOCK_N] key positions
     k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
@@ -161,8 +161,9 @@ def _attention_stats_kernel(
     stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om, stride_od,
     heads_q, group, seq_q, seq_k, qk_scale, sink_tokens, n_buckets, mass_block, n_mass_blocks,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_MB: tl.constexpr, BLOCK_SINK: tl.constexpr, BUCKETS_PAD: tl.constexpr, CAUSAL: tl.constexpr,
-    HAS_KEY_LENGTHS: tl.constexpr, WRITE_OUT: tl.constexpr, HAS_LSE: tl.constexpr,
+    BLOCK_MB: tl.constexpr, BLOCK_SINK: tl.constexpr, BUCKETS_PAD: tl.constexpr,
+    CAUSAL: tl.constexpr, HAS_KEY_LENGTHS: tl.constexpr, WRITE_OUT: tl.constexpr,
+    HAS_LSE: tl.constexpr,
     HAS_ENTROPY: tl.constexpr, HAS_MAX_PROB: tl.constexpr, HAS_SINK: tl.constexpr,
     HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
     HAS_BLOCK_MASS: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
