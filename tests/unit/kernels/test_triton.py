@@ -115,3 +115,15 @@ def test_other_tile_shapes(make_qkv, assert_matches, triton_device, tiles, causa
     actual = triton_attention(*(t.to(triton_device) for t in (q, k, v)), config, tiles=tiles)
     reference = attention_with_stats(q, k, v, **{**kwargs, "backend": "reference"})
     assert_matches(to_cpu(*actual), reference, torch.float32)
+
+
+@pytest.mark.parametrize("backend", ["chunked", "triton"])
+def test_non_contiguous_inputs(make_qkv, assert_matches, triton_device, backend):
+    """Views straight from a [batch, pos, head, d_head] projection (strided, not contiguous)."""
+    q, k, v = make_qkv(batch=2, heads_q=4, heads_kv=2, seq_q=70, seq_k=70, d_head=32)
+    device = triton_device if backend == "triton" else "cpu"
+    as_view = [t.transpose(1, 2).contiguous().to(device).transpose(1, 2) for t in (q, k, v)]
+    assert not as_view[0].is_contiguous()
+    out, stats = attention_with_stats(*as_view, causal=True, stats=STAT_NAMES, backend=backend)
+    reference = attention_with_stats(q, k, v, causal=True, stats=STAT_NAMES, backend="reference")
+    assert_matches(to_cpu(out, stats), reference, torch.float32)
