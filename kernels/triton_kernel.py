@@ -58,12 +58,13 @@ def _load_rows(ptrs, rows_ok, d_ok, MASK_ROWS: tl.constexpr, EVEN_D: tl.constexp
 
 
 @triton.jit
-def _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset, qk_scale,
+def _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
             MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
             UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr):
-    """Scores in log2 units [BLOCK_M, BLOCK_N] (-inf where masked, if MASKED) and visibility."""
+    """Unscaled q.k [BLOCK_M, BLOCK_N] (-inf where masked, if MASKED) and visibility. Callers
+    scale by qk_scale inside their FMA (s * qk_scale - m), as FlashAttention does."""
     k = _load_rows(k_ptrs, offs_n < seq_k, d_ok, MASKED, EVEN_D, UPCAST)  # [BLOCK_N, BLOCK_D]
-    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * qk_scale  # [BLOCK_M, BLOCK_N]
+    s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)  # [BLOCK_M, BLOCK_N]
     visible = offs_n[None, :] < key_length  # [1, BLOCK_N]
     if CAUSAL:
         visible = visible & (offs_n[None, :] <= offs_m[:, None] + key_offset)  # [BLOCK_M, BLOCK_N]
@@ -84,10 +85,10 @@ def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd
     offs_n = start_n + offs_n0  # [BLOCK_N] key positions
     k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
     s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
-                         qk_scale, MASKED, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
-    m_new = tl.maximum(m_i, tl.max(s, 1))  # [BLOCK_M]; m_i starts at -1e30, so stays finite
-    alpha = tl.exp2(m_i - m_new)
-    shifted = s - m_new[:, None]  # [BLOCK_M, BLOCK_N], -inf where masked
+                         MASKED, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
+    m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)  # [BLOCK_M] (qk_scale > 0); m_i starts
+    alpha = tl.exp2(m_i - m_new)  # at -1e30, so this stays finite
+    shifted = s * qk_scale - m_new[:, None]  # [BLOCK_M, BLOCK_N] log2 units, -inf where masked
     p = tl.exp2(shifted)  # unnormalised probabilities relative to m_new
     row_sum = tl.sum(p, 1)
     if HAS_ENTROPY:
@@ -148,9 +149,9 @@ def _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k, ke
         offs_n = start_n + offs_t
         k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
         s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
-                             qk_scale, True, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
+                             True, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
         s = tl.where(offs_n[None, :] < range_end, s, float("-inf"))  # [BLOCK_M, BLOCK_R]
-        mass += tl.sum(tl.exp2(s - m_i[:, None]), 1)
+        mass += tl.sum(tl.exp2(s * qk_scale - m_i[:, None]), 1)
     return mass
 
 
