@@ -4,8 +4,8 @@ One program per (query block, batch * head): it loads its Q block once, then wal
 with the online softmax (running max m_i, normaliser l_i, output accumulator) in the log2 domain
 (scores scaled by sm_scale * log2(e) in the same FMA that subtracts the max; exp2 everywhere).
 Key blocks that every row of the query block fully sees run without a mask; only blocks
-crossing the causal diagonal or a key_length pay for one. Grouped-query attention reads kv head h // group. Plain pointer
-arithmetic with masked loads (`tl.make_block_ptr` is gone in Triton 3.9).
+crossing the causal diagonal or a key_length pay for one. Grouped-query attention reads kv head
+h // group. Plain pointer arithmetic with masked loads (`tl.make_block_ptr` is gone in 3.9).
 
 Statistics ride along the same loop, each behind a `tl.constexpr` switch (an unused one is
 compiled out) and rescaled by alpha = exp2(m_old - m_new) like the output accumulator: entropy via
