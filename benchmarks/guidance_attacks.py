@@ -19,7 +19,8 @@ its own generator stream), MiniLM sentences from the similarity task's seed 4242
 - `guidance`: HeadHunter (2 rounds, top-1) selecting heads on 32 IOI prompts by the IOI logit
   difference under guidance (w = 1, alpha = 0), scored on 32 held-out prompts against no
   guidance and layer-level guidance (every head of the best layer, chosen on the selection
-  split), for every perturbation method. Target: searched heads beat both (identity method).
+  split), for every perturbation method. Target: searched heads beat both (identity method)
+  by more than 0.1% (ties within float noise do not count).
 
 Timings (`seconds`) are wall-clock on whatever machine runs this; they are noisy on shared CPUs.
 """
@@ -74,6 +75,11 @@ def run_attack(model, prompts, **kwargs) -> dict:
     return summarise(result, time.perf_counter() - started)
 
 
+def beats(score: float, *others: float, rel: float = 1e-3) -> bool:
+    """`score` exceeds every other score by more than float noise (`rel` of its size)."""
+    return all(score - other > rel * abs(score) for other in others)
+
+
 def guidance_comparison(model) -> dict:
     task = make_task("ioi", model, n=64, seed=HELD_OUT_SEED + 1)
     select, heldout = split_rows(task.n_prompts, seed=0)
@@ -89,8 +95,10 @@ def guidance_comparison(model) -> dict:
             "best_layer": hunter.best_layer_,
             "heldout": held,
             "select": hunter.result_.comparison["select"],
-            "searched_beats_both": held["searched_heads"]
-            > max(held["no_guidance"], held["layer_guidance"]),
+            "searched_minus_layer": held["searched_heads"] - held["layer_guidance"],
+            "searched_beats_both": beats(
+                held["searched_heads"], held["no_guidance"], held["layer_guidance"]
+            ),
         }
     return {
         "objective": objective.name,
