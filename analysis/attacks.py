@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AttackResult(Result):
-    """Per-prompt outcomes (`to_frame()`) and per-head attention statistics (`heads_table`)."""
+    """Per-prompt outcomes (`to_frame()`, `prompts`) and the targeted heads' attention
+    statistics before and after (`head_stats`); `curves` holds each prompt's loss per step."""
 
     model_name: str
     objective: str
@@ -263,10 +264,8 @@ class TokenAttack:
 
     def token_gradient(self, model: Model, case: AttackCase, tokens: torch.Tensor) -> torch.Tensor:
         """d loss / d one-hot input at the adversarial positions -> `[n_adv, d_vocab]`."""
-        one_hot = torch.nn.functional.one_hot(
-            tokens[None], model.d_vocab
-        ).float()  # [1, pos, d_vocab]
-        one_hot = one_hot.to(model.device).requires_grad_(True)
+        one_hot = torch.nn.functional.one_hot(tokens[None], model.d_vocab).float()
+        one_hot = one_hot.to(model.device).requires_grad_(True)  # [1, pos, d_vocab]
         with torch.enable_grad():
             output, patterns = run_records(
                 model,
@@ -351,11 +350,4 @@ def retokenises_same(model: Model, tokens: torch.Tensor) -> bool:
     return again.shape == tokens.shape and bool((again == tokens).all())
 
 
-__all__ = [
-    "AttackResult",
-    "TokenAttack",
-    "decoder_cases",
-    "encoder_cases",
-    "retokenises_same",
-    "text_cases",
-]
+__all__ = ["AttackResult", "TokenAttack", "retokenises_same"]

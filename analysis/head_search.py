@@ -1,6 +1,6 @@
 """HeadHunter-style search for the heads whose perturbation makes guidance work best.
 
-HeadHunter (Ahn et al., "Fine-Grained Perturbation Guidance via Attention Head Selection")
+HeadHunter ("Fine-Grained Perturbation Guidance via Attention Head Selection")
 selects heads for perturbed-attention guidance by greedy rounds over candidate heads, scoring
 each candidate set by the objective the user cares about. Here, for language models:
 
