@@ -29,7 +29,11 @@ per-forward mean).
 
 Caveat: some bridges (BERT, so MiniLM) delegate attention to the HuggingFace module and fire
 `hook_pattern` after it ran, so pattern edits cannot reach the output. `.hooks()` detects that
-with a tiny probe forward and raises `ValueError`; ablations still work there.
+with a tiny probe forward and, for those layers, rebuilds the pattern as
+softmax(q k^T / sqrt(d_head)) from `hook_q`/`hook_k` (with `attention_mask` for padding), checks
+that it reproduces `hook_z`, and adds `u (T - A) v` to the chosen heads' `hook_z` instead. A
+model whose attention is not plain scaled dot-product (relative position biases, other scales)
+fails that check with a `ValueError`.
 """
 
 from __future__ import annotations
@@ -204,17 +208,54 @@ class HeadPerturbation:
         self.check(model)
         if self.method in ABLATION_METHODS:
             return self._ablation_hooks(model)
-        for layer in self.by_layer():
-            if not pattern_edits_take_effect(model, layer):
-                raise ValueError(
-                    f"method: pattern perturbations cannot reach {model.name}'s output (its "
-                    f"attention delegates to HuggingFace and fires hook_pattern afterwards); "
-                    f"use method 'zero' or 'mean'"
-                )
         hooks = []
         for layer, heads in self.by_layer().items():
-            hooks.append((pattern_hook_name(layer), self._pattern_fn(heads, model, attention_mask)))
+            if pattern_edits_take_effect(model, layer):
+                hooks.append(
+                    (pattern_hook_name(layer), self._pattern_fn(heads, model, attention_mask))
+                )
+            else:
+                hooks += self._z_route_hooks(layer, heads, model, attention_mask)
         return hooks
+
+    def _z_route_hooks(self, layer: int, heads: list[int], model: Model, attention_mask):
+        """For bridges that fire hook_pattern after the HF attention ran (BERT): rebuild the
+        pattern from hook_q/hook_k, check that it reproduces hook_z, and add
+        `u * (T - A) @ v` to the chosen heads' z (so u = 0 leaves z bit-for-bit unchanged)."""
+        seen: dict[str, torch.Tensor] = {}
+        index = torch.tensor(heads)
+
+        def keeper(name: str):
+            def keep(x: torch.Tensor, *, hook) -> None:
+                seen[name] = x  # [batch, pos, head or kv head, d_head]
+
+            return keep
+
+        def rewrite(z: torch.Tensor, *, hook) -> torch.Tensor:
+            idx = index.to(z.device)
+            group = model.n_heads // seen["hook_k"].shape[2]  # query heads per key/value head
+            k, v = (seen[n].repeat_interleave(group, dim=2) for n in ("hook_k", "hook_v"))
+            q, k, v = (t.index_select(2, idx).transpose(1, 2) for t in (seen["hook_q"], k, v))
+            scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # [batch, head, query, key]
+            n = scores.shape[-1]
+            mask = attention_mask.to(z.device) if attention_mask is not None else None
+            vis = visible_keys(n, n, causal=model.is_causal, key_mask=mask, device=z.device)
+            pattern = torch.softmax(scores.masked_fill(~vis, -torch.inf), dim=-1)
+            old = (pattern @ v).transpose(1, 2)  # [batch, pos, chosen head, d_head]
+            if not torch.allclose(old, z.index_select(2, idx), rtol=1e-3, atol=1e-4):
+                raise ValueError(
+                    f"method: cannot rebuild {model.name}'s layer-{layer} attention from q and k "
+                    "(pass attention_mask for padded batches; else use 'zero' or 'mean')"
+                )
+            target = target_pattern(
+                pattern, self.method, causal=model.is_causal, key_mask=mask, tau=self.tau
+            )
+            shift = ((target - pattern) @ v).transpose(1, 2)  # [batch, pos, chosen head, d_head]
+            return z.index_add(2, idx, (self.u * shift).to(z.dtype))
+
+        prefix = f"blocks.{layer}.attn."
+        recorders = [(prefix + name, keeper(name)) for name in ("hook_q", "hook_k", "hook_v")]
+        return [*recorders, (prefix + "hook_z", rewrite)]
 
     def _pattern_fn(self, heads: list[int], model: Model, attention_mask: torch.Tensor | None):
         index = torch.tensor(heads)

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from analysis.guidance import GuidanceResult, guide, guided_logits
-from analysis.head_perturbation import METHODS, HeadPerturbation, perturbed
+from analysis.head_perturbation import (
+    METHODS,
+    HeadPerturbation,
+    pattern_edits_take_effect,
+    perturbed,
+)
 from analysis.head_search import HeadHunter, HeadSearchResult, ioi_objective, split_rows
 from workbench.results import Result
 from workbench.tasks import make_task
@@ -88,10 +93,52 @@ def test_mean_ablation_uses_reference_means(zoo_model):
     torch.testing.assert_close(z, mean.expand_as(z), rtol=0, atol=1e-6)
 
 
-def test_pattern_methods_refuse_encoders_whose_pattern_edits_are_discarded(zoo_model):
+def test_encoder_pattern_perturbation_goes_through_z_and_respects_padding(zoo_model):
     model = zoo_model("minilm")
-    with pytest.raises(ValueError, match="method: pattern perturbations cannot reach"):
-        HeadPerturbation(heads=((0, 0),), method="uniform").hooks(model)
+    assert not pattern_edits_take_effect(model, 1)  # BERT fires hook_pattern after the fact
+    tokens = model.to_tokens(["the cat sat on the mat", "a dog"])  # second prompt padded
+    mask = model.attention_mask(tokens)
+    names = ["blocks.1.attn.hook_z", "blocks.1.attn.hook_v"]
+    hooks_before = model.active_hook_count()
+    with torch.no_grad():
+        clean, _ = model.run_with_cache(tokens, names=names)
+        with perturbed(
+            model, HeadPerturbation(heads=((1, 3),), method="uniform", u=0.0), attention_mask=mask
+        ):
+            same, _ = model.run_with_cache(tokens, names=names)
+        with perturbed(
+            model, HeadPerturbation(heads=((1, 3),), method="identity"), attention_mask=mask
+        ):
+            _, ident = model.run_with_cache(tokens, names=names)
+        with perturbed(
+            model, HeadPerturbation(heads=((1, 3),), method="uniform"), attention_mask=mask
+        ):
+            _, unif = model.run_with_cache(tokens, names=names)
+        unmasked = HeadPerturbation(heads=((1, 3),), method="uniform")
+        with pytest.raises(ValueError, match="pass attention_mask"), perturbed(model, unmasked):
+            model(tokens)
+    assert model.active_hook_count() == hooks_before
+    assert torch.equal(clean, same)
+    real = mask.bool()  # [batch, pos]
+    z, v = ident["blocks.1.attn.hook_z"][:, :, 3], ident["blocks.1.attn.hook_v"][:, :, 3]
+    torch.testing.assert_close(z[real], v[real], rtol=1e-5, atol=1e-5)
+    z, v = unif["blocks.1.attn.hook_z"][1, :, 3], unif["blocks.1.attn.hook_v"][1, :, 3]
+    n_real = int(mask[1].sum())  # uniform over the real keys only, padding excluded
+    torch.testing.assert_close(
+        z[:n_real], v[:n_real].mean(0).expand(n_real, -1), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_z_route_matches_the_pattern_route_on_a_decoder(zoo_model):
+    model = zoo_model("tiny-ioi")
+    tokens = model.to_tokens(PROMPT)
+    p = HeadPerturbation(heads=((0, 1), (0, 3)), method="mean_query", u=0.6)
+    with torch.no_grad():
+        with perturbed(model, p):
+            via_pattern = model(tokens)
+        with model.intervene(p._z_route_hooks(0, [1, 3], model, None)):
+            via_z = model(tokens)
+    torch.testing.assert_close(via_z, via_pattern, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="heads: layer 9 is out of range"):
         HeadPerturbation(heads=((9, 0),), method="zero").hooks(model)
 
