@@ -79,3 +79,13 @@ def module_duo(tmp_path_factory):
         ) as duo,
     ):
         yield duo
+
+
+@pytest.fixture(scope="module")
+def duo(module_duo, tmp_path_factory, export_server):
+    """`module_duo` serving `create_app(preload=["tiny-ioi"])` with a fresh run store."""
+    from workbench.ui import create_app
+
+    store = tmp_path_factory.mktemp("store")
+    module_duo.start_server(create_app(preload=["tiny-ioi"], store=str(store)))
+    return module_duo

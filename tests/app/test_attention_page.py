@@ -16,17 +16,9 @@ from selenium.webdriver.common.action_chains import ActionChains
 
 from analysis.attention_stats import attention_stats
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
-from workbench.ui import create_app
 
 pytestmark = pytest.mark.browser
 PROMPT = "When Mary and John went to the store, John gave a drink to"
-
-
-@pytest.fixture(scope="module")
-def duo(module_duo, tmp_path_factory, export_server):
-    store = tmp_path_factory.mktemp("store")
-    module_duo.start_server(create_app(preload=["tiny-ioi"], store=str(store)))
-    return module_duo
 
 
 def open_page(duo, **query):

@@ -16,17 +16,10 @@ import pytest
 from analysis.guidance import guide
 from analysis.head_perturbation import HeadPerturbation
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
-from workbench.ui import create_app, state
+from workbench.ui import state
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PROMPT = "When Mary and John went to the store , John gave a drink to"
-
-
-@pytest.fixture(scope="module")
-def duo(module_duo, tmp_path_factory):
-    store = tmp_path_factory.mktemp("store")
-    module_duo.start_server(create_app(preload=["tiny-ioi"], store=str(store)))
-    return module_duo
 
 
 def open_page(duo, page: str, **extra):

@@ -13,17 +13,9 @@ import pytest
 
 from analysis import decompose_score, head_taxonomy, qk_ov_svd
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
-from workbench.ui import create_app
 
 pytestmark = pytest.mark.browser
 PROMPT = "When Mary and John went to the store, John gave a drink to"
-
-
-@pytest.fixture(scope="module")
-def duo(module_duo, tmp_path_factory):
-    store = tmp_path_factory.mktemp("store")
-    module_duo.start_server(create_app(preload=["tiny-ioi"], store=str(store)))
-    return module_duo
 
 
 def emit_click(duo, graph_id: str, point: dict) -> None:

@@ -11,16 +11,8 @@ import pytest
 from selenium.webdriver.common.keys import Keys
 
 from tests.app.browser_helpers import save_page_screenshot, wait_until
-from workbench.ui import create_app
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def duo(module_duo, tmp_path_factory):
-    store = tmp_path_factory.mktemp("store")
-    module_duo.start_server(create_app(preload=["tiny-ioi"], store=str(store)))
-    return module_duo
 
 
 def set_prompt(duo, text: str) -> None:

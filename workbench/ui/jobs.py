@@ -75,6 +75,17 @@ def background_options(prefix: str) -> dict[str, Any]:
     }
 
 
+def job_outcome(job: Callable[..., str], *args: Any, **kwargs: Any) -> dict[str, str]:
+    """`{"run_id": job(...)}`, or `{"error": one line}` when it raises: the JSON a background
+    callback hands to the page, which shows the error as an alert."""
+    from workbench.ui.components import user_message
+
+    try:
+        return {"run_id": job(*args, **kwargs)}
+    except Exception as err:  # noqa: BLE001 - reported on the page, the server keeps serving
+        return {"error": user_message(err)}
+
+
 @contextlib.contextmanager
 def tqdm_progress(
     set_progress: Callable[[tuple[int, str]], None], label: str, *, min_interval: float = 0.2
@@ -105,4 +116,4 @@ def tqdm_progress(
         tqdm.std.tqdm.update = original
 
 
-__all__ = ["background_options", "job_controls", "manager", "tqdm_progress"]
+__all__ = ["background_options", "job_controls", "job_outcome", "manager", "tqdm_progress"]

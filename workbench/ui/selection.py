@@ -16,12 +16,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from dash import Input, Output, State, dcc
+from dash import Input, Output, dcc
 
 KEYS = ("model", "prompt", "task", "layer", "head", "token")
 INT_KEYS = frozenset({"layer", "head", "token"})
 MAX_PROMPT_CHARS = 20_000
 DEFAULT_MODEL = "tiny-ioi"
+DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
 def parse_query(query: Mapping[str, Any]) -> dict[str, Any]:
@@ -43,6 +44,12 @@ def parse_query(query: Mapping[str, Any]) -> dict[str, Any]:
     return selection
 
 
+def model_and_prompt(selection: Mapping[str, Any] | None) -> tuple[str, str]:
+    """The selected model and prompt, or the defaults (tiny-ioi on an IOI sentence)."""
+    selection = selection or {}
+    return selection.get("model", DEFAULT_MODEL), selection.get("prompt", DEFAULT_PROMPT)
+
+
 def clean(selection: Mapping[str, Any]) -> dict[str, Any]:
     """Only the known keys with a value (what goes into the URL)."""
     return parse_query({k: v for k, v in selection.items() if v is not None})
@@ -54,13 +61,14 @@ def query_store(prefix: str, query: Mapping[str, Any]) -> dcc.Store:
 
 
 def register_writer(app: Any, prefix: str, controls: Mapping[str, tuple[str, str]]) -> None:
-    """Write `{key: value of component id/prop}` over the page's opening selection."""
+    """Write `{key: value of component id/prop}` over the page's opening selection (with no
+    controls, the opening selection itself, so the nav links keep it)."""
     keys = list(controls)
 
     @app.callback(
         Output("selection", "data", allow_duplicate=True),
         [Input(cid, prop) for cid, prop in controls.values()],
-        State(f"{prefix}-query", "data"),
+        Input(f"{prefix}-query", "data"),
         prevent_initial_call="initial_duplicate",
     )
     def write_selection(*values: Any) -> dict[str, Any]:
@@ -100,8 +108,11 @@ def register_url_sync(app: Any, nav_paths: Mapping[str, str]) -> None:
 
 
 __all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_PROMPT",
     "KEYS",
     "clean",
+    "model_and_prompt",
     "parse_query",
     "query_store",
     "register_url_sync",

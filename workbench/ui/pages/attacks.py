@@ -30,17 +30,11 @@ from workbench.ui.components import (
 )
 from workbench.ui.figures import attention_pattern, pattern_figure
 from workbench.ui.pages.guidance import head_options, parse_heads
-from workbench.ui.pages.prompt import DEFAULT_PROMPT
 from workbench.ui.pages.runs import SESSION_KEY
 
 PAGE = {"path": "/attacks", "name": "Attacks", "title": "Attacks · Workbench", "order": 50}
 OBJECTIVES = ["flip", "raise_loss", "dissipation", "embedding"]
 GRAPHS = ("attacks-loss", "attacks-entropy", "attacks-before", "attacks-after")
-
-
-def _inputs(query: dict[str, Any] | None) -> tuple[str, str]:
-    query = query or {}
-    return query.get("model", selection.DEFAULT_MODEL), query.get("prompt", DEFAULT_PROMPT)
 
 
 def _number(id: str, label: str, value: float, *, min: float = 1, max: float = 1000, **kw):
@@ -49,7 +43,7 @@ def _number(id: str, label: str, value: float, *, min: float = 1, max: float = 1
 
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
-    model_name, prompt = _inputs(selected)
+    model_name, prompt = selection.model_and_prompt(selected)
     controls = dmc.Group(
         [
             dmc.Select(id="attacks-objective", label="Objective", data=OBJECTIVES, value="flip", w=150),
@@ -131,6 +125,7 @@ def outcomes_table(frame) -> Any:
 
 
 def register_callbacks(app: Any) -> None:
+    selection.register_writer(app, "attacks", {})
     for graph in GRAPHS:
         register_figure_export(app, graph)
 
@@ -150,17 +145,16 @@ def register_callbacks(app: Any) -> None:
     )
     def run_attack(set_progress, _clicks, objective, heads, weight, steps, n_adv, n_prompts,
                    seed, query, session) -> Any:  # fmt: skip
-        model_name, prompt = _inputs(query)
+        model_name, prompt = selection.model_and_prompt(query)
         try:
             chosen = parse_heads(heads) if heads else ()
-            run_id = attack_job(
-                set_progress, session=session, model_name=model_name, prompt=prompt,
-                objective=objective, heads=chosen, weight=weight or 0, steps=steps,
-                n_adv=n_adv, n_prompts=n_prompts, seed=seed or 0,
-            )  # fmt: skip
-        except Exception as err:  # noqa: BLE001 - reported on the page
-            return {"error": user_message(err)}
-        return {"run_id": run_id}
+        except ValueError as err:
+            return {"error": str(err)}
+        return jobs.job_outcome(
+            attack_job, set_progress, session=session, model_name=model_name, prompt=prompt,
+            objective=objective, heads=chosen, weight=weight or 0, steps=steps,
+            n_adv=n_adv, n_prompts=n_prompts, seed=seed or 0,
+        )  # fmt: skip
 
     @app.callback(
         Output("attacks-table", "children"),

@@ -32,7 +32,6 @@ from workbench.ui.components import (
     table_buttons,
 )
 from workbench.ui.figures import check_head, pattern_figure
-from workbench.ui.pages.prompt import DEFAULT_PROMPT
 
 PAGE = {"path": "/attention", "name": "Attention", "title": "Attention · Workbench", "order": 10}
 STATISTICS = ["entropy", "sink", "max_prob", "mean_distance", "effective_keys", "lse"]
@@ -65,13 +64,9 @@ def analyse(session: str, model_name: str, prompt: str, block: int) -> dict[str,
     return state.cached(session, key, compute, model=model_name)
 
 
-def _inputs(query: dict[str, Any]) -> tuple[str, str]:
-    return query.get("model", selection.DEFAULT_MODEL), query.get("prompt", DEFAULT_PROMPT)
-
-
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
-    model_name, prompt = _inputs(selected)
+    model_name, prompt = selection.model_and_prompt(selected)
     controls = dmc.Group(
         [
             dmc.Select(
@@ -144,7 +139,7 @@ def register_callbacks(app: Any) -> None:
     )
 
     def per_head_table(session: str, query: dict[str, Any], block: str):
-        model_name, prompt = _inputs(query or {})
+        model_name, prompt = selection.model_and_prompt(query or {})
         stats = analyse(session, model_name, prompt, int(block))["stats"]
         return f"attention_{model_name}_per_head", stats.per_head()
 
@@ -186,7 +181,7 @@ def register_callbacks(app: Any) -> None:
     )
     def render_heads(stat: str, block: str, query: dict, session: str) -> Any:
         try:
-            data = analyse(session, *_inputs(query or {}), int(block))
+            data = analyse(session, *selection.model_and_prompt(query or {}), int(block))
             fig = data["stats"].plot("heatmap", stat=stat)
         except Exception as err:  # noqa: BLE001 - shown to the user
             return empty_figure("no statistics"), error_alert(err, id="attention-alert")
@@ -211,7 +206,7 @@ def register_callbacks(app: Any) -> None:
     )
     def render_head(layer, head, token, stat, block, hover, query, session) -> Any:
         try:
-            data = analyse(session, *_inputs(query or {}), int(block))
+            data = analyse(session, *selection.model_and_prompt(query or {}), int(block))
             layer, head = check_head(data["model"], _as_int(layer), _as_int(head))
         except Exception as err:  # noqa: BLE001
             blank = empty_figure("no head selected")

@@ -26,7 +26,6 @@ from workbench.ui.components import (
     figure_card,
     page_header,
     register_figure_export,
-    user_message,
 )
 from workbench.ui.pages.prompt import TASKS
 
@@ -117,6 +116,7 @@ def _pruned(data: dict[str, Any], fraction: float | None):
 
 
 def register_callbacks(app: Any) -> None:
+    selection.register_writer(app, "circuits", {})
     for graph in GRAPHS:
         register_figure_export(app, graph)
 
@@ -132,19 +132,16 @@ def register_callbacks(app: Any) -> None:
         **jobs.background_options("circuits"),
     )
     def run_trace(set_progress, _clicks, query, task, method, n, reference, session) -> Any:
-        try:
-            run_id = circuit_runs.trace_job(
-                set_progress,
-                session=session,
-                model_name=(query or {}).get("model", selection.DEFAULT_MODEL),
-                task_name=task,
-                method=method,
-                n_prompts=int(n) if isinstance(n, int | float) else n,
-                reference=bool(reference),
-            )
-        except Exception as err:  # noqa: BLE001 - reported on the page
-            return {"error": user_message(err)}
-        return {"run_id": run_id}
+        return jobs.job_outcome(
+            circuit_runs.trace_job,
+            set_progress,
+            session=session,
+            model_name=selection.model_and_prompt(query)[0],
+            task_name=task,
+            method=method,
+            n_prompts=int(n) if isinstance(n, int | float) else n,
+            reference=bool(reference),
+        )
 
     @app.callback(
         Output("circuits-graph", "figure"),

@@ -26,15 +26,9 @@ from workbench.ui.components import (
     register_figure_export,
     user_message,
 )
-from workbench.ui.pages.prompt import DEFAULT_PROMPT
 
 PAGE = {"path": "/guidance", "name": "Guidance", "title": "Guidance · Workbench", "order": 40}
 METHODS = ["identity", "uniform", "mean_query", "temperature", "zero", "mean"]
-
-
-def _inputs(query: dict[str, Any] | None) -> tuple[str, str]:
-    query = query or {}
-    return query.get("model", selection.DEFAULT_MODEL), query.get("prompt", DEFAULT_PROMPT)
 
 
 def head_options(model_name: str) -> list[str]:
@@ -60,7 +54,7 @@ def parse_heads(values: list[str] | None) -> tuple[tuple[int, int], ...]:
 
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
-    model_name, prompt = _inputs(selected)
+    model_name, prompt = selection.model_and_prompt(selected)
     first = (
         [f"{selected['layer']}.{selected['head']}"]
         if "layer" in selected and "head" in selected
@@ -127,6 +121,7 @@ def layout(**query: str) -> Any:
 
 
 def register_callbacks(app: Any) -> None:
+    selection.register_writer(app, "guidance", {})
     register_figure_export(app, "guidance-shift")
 
     @app.callback(
@@ -147,7 +142,7 @@ def register_callbacks(app: Any) -> None:
         from analysis.guidance import guide
         from analysis.head_perturbation import HeadPerturbation
 
-        model_name, prompt = _inputs(query)
+        model_name, prompt = selection.model_and_prompt(query)
         try:
             model = state.get_model(model_name)
             p = HeadPerturbation(heads=parse_heads(heads), method=method, u=float(u))
@@ -171,7 +166,13 @@ def register_callbacks(app: Any) -> None:
     )
     def search_heads(set_progress, _clicks, method, u, w, query) -> Any:
         try:
-            heads = _search(set_progress, *_inputs(query), method=method, u=float(u), w=float(w))
+            heads = _search(
+                set_progress,
+                *selection.model_and_prompt(query),
+                method=method,
+                u=float(u),
+                w=float(w),
+            )
         except Exception as err:  # noqa: BLE001
             return [], error_alert(user_message(err), id="guidance-alert")
         return [f"{layer}.{head}" for layer, head in heads], None

@@ -29,17 +29,11 @@ from workbench.ui.components import (
     user_message,
 )
 from workbench.ui.figures import attention_pattern, check_head, pattern_figure
-from workbench.ui.pages.prompt import DEFAULT_PROMPT
 
 PAGE = {"path": "/heads", "name": "Heads", "title": "Heads · Workbench", "order": 20}
 GRAPHS = ("heads-spectrum", "heads-readouts", "heads-pattern", "heads-decomposition",
           "heads-upstream", "heads-taxonomy", "heads-clusters")  # fmt: skip
 _HEAD_NAME = re.compile(r"L(\d+)H(\d+)")
-
-
-def _inputs(query: dict[str, Any] | None) -> tuple[str, str]:
-    query = query or {}
-    return query.get("model", selection.DEFAULT_MODEL), query.get("prompt", DEFAULT_PROMPT)
 
 
 def _number(label: str, id: str, value: Any) -> Any:
@@ -48,7 +42,7 @@ def _number(label: str, id: str, value: Any) -> Any:
 
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
-    model_name, prompt = _inputs(selected)
+    model_name, prompt = selection.model_and_prompt(selected)
     controls = dmc.Group(
         [
             _number("Layer", "heads-layer", selected.get("layer", 0)),
@@ -142,7 +136,7 @@ def register_callbacks(app: Any) -> None:
     def show_head(layer, head, qpos, query, session) -> Any:
         from analysis import qk_ov_svd
 
-        model_name, prompt = _inputs(query)
+        model_name, prompt = selection.model_and_prompt(query)
         try:
             model = state.get_model(model_name)
             layer, head = check_head(model, _head(layer), _head(head))
@@ -207,7 +201,7 @@ def register_callbacks(app: Any) -> None:
         if _head(qpos) is None or _head(kpos) is None:
             blank = empty_figure("click a cell of the pattern to pick a query and a key")
             return blank, blank, no_update
-        model_name, prompt = _inputs(query)
+        model_name, prompt = selection.model_and_prompt(query)
         try:
             model = state.get_model(model_name)
             args = (int(layer), int(head), int(qpos), int(kpos))
@@ -233,7 +227,7 @@ def register_callbacks(app: Any) -> None:
     def show_taxonomy(query, session) -> Any:
         from analysis import head_taxonomy
 
-        model_name, _ = _inputs(query)
+        model_name, _ = selection.model_and_prompt(query)
         try:
             model = state.get_model(model_name)
             taxonomy = compute(session, model_name, "taxonomy", lambda: head_taxonomy(model))

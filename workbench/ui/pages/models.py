@@ -12,7 +12,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import html
 
-from workbench.ui import state
+from workbench.ui import selection, state
 from workbench.zoo import ZOO, scalar_metrics
 
 PAGE = {"path": "/models", "name": "Models", "title": "Models · Attention Workbench", "order": 80}
@@ -121,7 +121,7 @@ def _row(row: dict[str, Any]) -> Any:
     return dmc.TableTr(cells, id=f"models-row-{name}")
 
 
-def layout(**_query: str) -> Any:
+def layout(**query: str) -> Any:
     """The page, rebuilt on every visit from the server-side model cache."""
     rows = model_rows()
     table = dmc.Table(
@@ -137,6 +137,7 @@ def layout(**_query: str) -> Any:
     )
     return dmc.Stack(
         [
+            selection.query_store("models", query),
             dmc.Title("Models", order=2),
             dmc.Text(
                 "The bundled zoo and every model loaded in this server. Metrics come from each "
@@ -148,3 +149,7 @@ def layout(**_query: str) -> Any:
         ],
         gap="md",
     )
+
+
+def register_callbacks(app: Any) -> None:
+    selection.register_writer(app, "models", {})

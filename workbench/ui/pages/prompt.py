@@ -21,7 +21,7 @@ from workbench.ui.figures import visible_token
 from workbench.zoo import ZOO
 
 PAGE = {"path": "/", "name": "Model & prompt", "title": "Attention Workbench", "order": 0}
-DEFAULT_PROMPT = "When Mary and John went to the store, John gave a drink to"
+DEFAULT_PROMPT = selection.DEFAULT_PROMPT
 TASKS = ["ioi", "induction", "similarity"]
 
 

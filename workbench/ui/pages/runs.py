@@ -14,7 +14,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, dcc, html, no_update
 
-from workbench.ui import state
+from workbench.ui import selection, state
 from workbench.ui.components import (
     error_alert,
     figure_card,
@@ -55,11 +55,11 @@ def runs_table(runs: list[Any]) -> Any:
         for r in runs
     ]
     if not rows:
-        rows = [dmc.TableTr(dmc.TableTd("no runs yet", colSpan=5))]
+        rows = [dmc.TableTr(html.Td("no runs yet", colSpan=5), id="runs-empty")]
     return dmc.Table([head, dmc.TableTbody(rows)], striped=True, withTableBorder=True)
 
 
-def layout(**_query: str) -> Any:
+def layout(**query: str) -> Any:
     controls = dmc.Group(
         [
             dmc.Switch(id="runs-mine", label="Only this browser session's runs", checked=True),
@@ -79,6 +79,7 @@ def layout(**_query: str) -> Any:
     )
     return dmc.Stack(
         [
+            selection.query_store("runs", query),
             page_header("Runs", "Analyses saved in the run store: reopen, delete or export."),
             controls,
             html.Div(id="runs-list"),
@@ -96,7 +97,15 @@ def _listed(session: str | None, only_mine: bool, run_id: str | None) -> str:
     return run_id
 
 
+def _listing(session: str | None, only_mine: bool) -> tuple[Any, list[dict[str, str]]]:
+    """The runs table and the run picker's options."""
+    runs = visible_runs(session, only_mine)
+    options = [{"value": r.run_id, "label": f"{r.run_id} · {r.kind}"} for r in runs]
+    return runs_table(runs), options
+
+
 def register_callbacks(app: Any) -> None:
+    selection.register_writer(app, "runs", {})
     register_figure_export(app, "runs-figure")
 
     @app.callback(
@@ -104,17 +113,16 @@ def register_callbacks(app: Any) -> None:
         Output("runs-pick", "data"),
         Input("runs-mine", "checked"),
         Input("runs-refresh", "n_clicks"),
-        Input("runs-status", "children"),
         State("session-id", "data"),
     )
-    def list_runs(only_mine: bool, _refresh: Any, _status: Any, session: str | None) -> Any:
-        runs = visible_runs(session, bool(only_mine))
-        options = [{"value": r.run_id, "label": f"{r.run_id} · {r.kind}"} for r in runs]
-        return runs_table(runs), options
+    def list_runs(only_mine: bool, _refresh: Any, session: str | None) -> Any:
+        return _listing(session, bool(only_mine))
 
     @app.callback(
         Output("runs-figure", "figure"),
         Output("runs-status", "children"),
+        Output("runs-list", "children", allow_duplicate=True),
+        Output("runs-pick", "data", allow_duplicate=True),
         Input("runs-open", "n_clicks"),
         Input("runs-delete", "n_clicks"),
         State("runs-pick", "value"),
@@ -130,12 +138,15 @@ def register_callbacks(app: Any) -> None:
             run_id = _listed(session, bool(only_mine), run_id)
             if ctx.triggered_id == "runs-delete":
                 store.delete_run(run_id)
-                return no_update, dmc.Text(f"deleted {run_id}", size="sm", id="runs-deleted")
+                deleted = dmc.Text(f"deleted {run_id}", size="sm", id="runs-deleted")
+                return no_update, deleted, *_listing(session, bool(only_mine))
             import_result_modules()
             figure = store.load_result(run_id).plot()
         except Exception as err:  # noqa: BLE001
-            return no_update, error_alert(err, title="Cannot open that run")
-        return figure, dmc.Text(f"opened {run_id}", size="sm", id="runs-opened")
+            alert = error_alert(err, title="Cannot open that run")
+            return no_update, alert, no_update, no_update
+        opened = dmc.Text(f"opened {run_id}", size="sm", id="runs-opened")
+        return figure, opened, no_update, no_update
 
     @app.callback(
         Output("runs-json-download", "data"),
