@@ -1,4 +1,9 @@
-"""Shared fixtures: offline mode, and zoo models loaded once per test session."""
+"""Shared set-up: offline mode, Triton's CPU interpreter, zoo models loaded once per session.
+
+`@triton.jit` decides between interpreted and compiled when triton is first imported, and loading
+any model imports triton (through transformers). So without CUDA the interpreter is switched on
+here, before any test module is collected; with CUDA, Triton kernels run compiled.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
+import torch  # noqa: E402
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(scope="session")
