@@ -16,6 +16,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 
 from analysis.attention_stats import attention_stats
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
+from workbench.ui import state
 
 pytestmark = pytest.mark.browser
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -47,6 +48,11 @@ def test_heatmap_and_pattern_hold_the_librarys_numbers(duo, zoo_model, screensho
         duo, "attention-block", lambda f: f["data"] and f["data"][0]["type"] == "heatmap"
     )
     save_page_screenshot(duo, screenshot_dir / "attention.png")
+
+    duo.find_element("#attention-save").click()
+    saved = duo.wait_for_element("#attention-saved-id", timeout=20).text.removeprefix("saved ")
+    stored = state.run_store().load_result(saved)
+    np.testing.assert_allclose(stored.per_head()["entropy"], expected["entropy"], atol=1e-6)
     assert duo.get_logs() == []
 
 

@@ -5,6 +5,7 @@
 - Pattern view: tokens on both axes (`index:token`, whitespace visible); clicking a cell locks
   its query token (boxed), whose statistic along the prompt is drawn below.
 - Distance histogram and block-mass map of the selected head (`HeadStats.plot`).
+- "Save run" stores the statistics in the run store (reopened from the Runs page).
 
 Thin: one `attention_stats` run and one pattern cache per (model, prompt, block size), kept
 server-side per browser session (`state.cached`), so hover/click callbacks only slice arrays.
@@ -85,6 +86,8 @@ def layout(**query: str) -> Any:
                 id="attention-block-size", label="Key block", data=BLOCK_SIZES, value="8", w=100
             ),
             table_buttons("attention"),
+            dmc.Button("Save run", id="attention-save", size="compact-sm", variant="light"),
+            html.Div(id="attention-saved"),
         ],
         align="flex-end",
     )
@@ -150,6 +153,28 @@ def register_callbacks(app: Any) -> None:
         State("attention-query", "data"),
         State("attention-block-size", "value"),
     )
+
+    @app.callback(
+        Output("attention-saved", "children"),
+        Input("attention-save", "n_clicks"),
+        State("attention-query", "data"),
+        State("attention-block-size", "value"),
+        State("session-id", "data"),
+        prevent_initial_call=True,
+    )
+    def save_run(_clicks, query, block, session) -> Any:
+        from workbench.ui.pages.runs import SESSION_KEY
+
+        try:
+            model_name, prompt = selection.model_and_prompt(query)
+            stats = analyse(session, model_name, prompt, int(block))["stats"]
+            config = {"prompt": prompt, "mass_block": int(block), SESSION_KEY: session}
+            run_id = state.run_store().save(
+                stats, kind="attention_stats", model=model_name, config=config
+            )
+        except Exception as err:  # noqa: BLE001
+            return error_alert(err, title="Cannot save")
+        return dmc.Text(f"saved {run_id}", size="xs", id="attention-saved-id")
 
     @app.callback(
         Output("attention-layer", "value"),
