@@ -102,3 +102,19 @@ def test_cli_pattern_and_bad_input(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "-o" in bad.stderr
     empty = cli("pattern", "tiny-ioi", "  ", "--layer", "0", "--head", "1", "-o", str(out))
     assert empty.returncode == 2 and "prompt" in empty.stderr
+
+
+def test_cli_stats_figures_match_the_library(zoo_model, tmp_path, capsys):
+    from analysis.attention_stats import attention_stats
+    from kernels import DEFAULT_STATS
+
+    out = tmp_path / "mass.html"
+    argv = ["figure", "stats", "tiny-ioi", PROMPT, "--kind", "block_mass", "--layer", "0",
+            "--head", "1", "--mass-block", "4", "-o", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    expected = attention_stats(
+        zoo_model("tiny-ioi"), [PROMPT], stats=[*DEFAULT_STATS, "block_mass"], mass_block=4
+    ).plot("block_mass", layer=0, head=1)
+    assert expected.layout.title.text in out.read_text()
+    assert main(["figure", "stats", "tiny-ioi", PROMPT, "--kind", "distance", "-o", str(out)]) == 2
+    assert "--layer and --head" in capsys.readouterr().err
