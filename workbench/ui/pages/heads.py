@@ -94,6 +94,14 @@ def layout(**query: str) -> Any:
     )
 
 
+def sized(fig: Any, height: int = 380) -> Any:
+    """The library's figure at a readable height in a half-width card (titles above the
+    plot, not over the axis labels)."""
+    return fig.update_layout(
+        height=height, margin={"t": 80, "l": 70, "r": 20, "b": 50}, title_font_size=13
+    )
+
+
 def _head(value: Any) -> int | None:
     return int(value) if isinstance(value, int | float) and float(value).is_integer() else None
 
@@ -155,7 +163,7 @@ def register_callbacks(app: Any) -> None:
         pattern_fig = pattern_figure(
             pattern.pattern, pattern.tokens, title=title, query=_head(qpos)
         )
-        return svd.plot("spectrum"), svd.plot("readouts"), pattern_fig, None
+        return sized(svd.plot("spectrum")), sized(svd.plot("readouts"), 460), pattern_fig, None
 
     @app.callback(
         Output("heads-qpos", "value"),
@@ -216,7 +224,7 @@ def register_callbacks(app: Any) -> None:
         except Exception as err:  # noqa: BLE001
             blank = empty_figure("no decomposition")
             return blank, blank, error_alert(err, id="heads-alert")
-        return decomposition.plot(), upstream.plot(), None
+        return sized(decomposition.plot()), sized(upstream.plot()), None
 
     @app.callback(
         Output("heads-taxonomy", "figure"),
@@ -234,4 +242,4 @@ def register_callbacks(app: Any) -> None:
         except Exception as err:  # noqa: BLE001
             blank = empty_figure(f"no taxonomy: {user_message(err)}"[:140])
             return blank, blank
-        return taxonomy.plot("heatmap"), taxonomy.plot("clusters")
+        return sized(taxonomy.plot("heatmap")), sized(taxonomy.plot("clusters"), 440)
