@@ -4,7 +4,17 @@ Every subcommand lives in its own module in this package and exposes
 `register(subparsers, parent)`, where `parent` is an argparse parser carrying the shared
 `--json` flag. `COMMANDS` lists the modules in help order; add a module there to add a command.
 
-    workbench models [NAME] [--json]         the zoo (or one loaded model's dimensions)
+    workbench models [NAME]                  the zoo (or one loaded model's dimensions)
+    workbench stats MODEL PROMPT...          per-head attention statistics
+    workbench corpus-stats MODEL --texts G   the same over a corpus (--executor ray)
+    workbench svd MODEL LAYER HEAD           QK / OV spectra and token readouts
+    workbench decompose MODEL PROMPT L H Q K one attention score in singular components
+    workbench heads MODEL                    head taxonomy and clusters
+    workbench circuit MODEL TASK --method M  trace a circuit
+    workbench faithfulness MODEL TASK ...    evaluate a saved circuit
+    workbench guide MODEL PROMPT --heads H   head-perturbation guided decoding
+    workbench attack MODEL --objective O     token attacks (with attention dissipation)
+    workbench figure run|pattern|stats       export a figure (PNG, SVG, PDF, HTML)
     workbench runs list|show|delete          runs in the store
     workbench app [--host H] [--port P]      serve the dashboard (127.0.0.1:8050)
 
@@ -21,7 +31,21 @@ import sys
 
 from workbench.cli._common import Parser, UsageError
 
-COMMANDS = ["models", "runs", "app", "figure", "corpus-stats", "stats", "circuit", "faithfulness", "guide", "attack", "svd", "decompose", "heads"]
+COMMANDS = [
+    "models",
+    "stats",
+    "corpus-stats",
+    "svd",
+    "decompose",
+    "heads",
+    "circuit",
+    "faithfulness",
+    "guide",
+    "attack",
+    "figure",
+    "runs",
+    "app",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
