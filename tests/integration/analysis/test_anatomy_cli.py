@@ -5,24 +5,10 @@ subprocess (entry point, JSON on stdout), the rest in-process through `workbench
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-
-def run_cli(*args: str, store=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    if store is not None:
-        env["WORKBENCH_STORE"] = str(store)
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+from tests.cli_helpers import run_cli
 
 
 @pytest.mark.slow

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 
 import pytest
 
 from analysis.head_stats import HeadStats
+from tests.cli_helpers import run_cli as run_cli_with
 from workbench.cli import main
 from workbench.store import RunStore
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
 
-def run_cli(*args: str, store=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    if store is not None:
-        env["WORKBENCH_STORE"] = str(store)
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "stats", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+def run_cli(*args: str, store=None):
+    return run_cli_with(*["stats", *args], store=store)
 
 
 @pytest.mark.slow

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from tests.cli_helpers import run_cli
 from workbench.results import Result
 from workbench.store import RunStore
-
-
-def run_cli(*args: str, store=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    if store is not None:
-        env["WORKBENCH_STORE"] = str(store)
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
 
 
 def test_models_json_lists_the_zoo_with_dimensions_and_card_metrics():
