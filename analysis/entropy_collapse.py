@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from analysis import _anatomy_data as data
 from analysis import _anatomy_weights as weights
 from analysis._anatomy_linalg import factored_svd
+from analysis._label_placement import label_positions
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -60,13 +61,23 @@ class EntropyCollapse(Result):
         df = self.table
         if kind in (None, "scatter"):
             last = df[df.checkpoint == df.checkpoint.iloc[-1]]
-            fig = go.Figure(
-                go.Scatter(
-                    x=last.spectral_norm, y=last.entropy, mode="markers",
-                    marker={"color": last.layer, "colorscale": "Viridis", "showscale": True},
-                    text=[f"L{r.layer}H{r.head}" for r in last.itertuples()],
-                )
-            )  # fmt: skip
+            fig = go.Figure()
+            where = pd.Series(
+                label_positions(
+                    last.spectral_norm,
+                    last.entropy,
+                    [f"L{r.layer}H{r.head}" for r in last.itertuples()],
+                ),
+                last.index,
+            )  # [head] plotly textposition chosen to avoid overprinting
+            for layer, part in last.groupby("layer", sort=True):
+                labels = [f"L{r.layer}H{r.head}" for r in part.itertuples()]
+                fig.add_scatter(
+                    x=part.spectral_norm, y=part.entropy, mode="markers+text",
+                    name=f"layer {layer}", text=labels, textposition=where[part.index].tolist(),
+                    textfont={"size": 10}, marker={"size": 9},
+                    hovertemplate="%{text}: norm %{x:.3f}, entropy %{y:.3f}<extra></extra>",
+                )  # fmt: skip
             title = f"{self.model_name} ({last.checkpoint.iloc[0]}): entropy vs QK spectral norm"
         elif kind == "trajectories":
             fig = go.Figure()
@@ -74,6 +85,8 @@ class EntropyCollapse(Result):
                 fig.add_scatter(
                     x=part.spectral_norm, y=part.entropy, mode="lines+markers",
                     name=f"L{layer}H{head}", text=part.checkpoint,
+                    hovertemplate=f"L{layer}H{head} %{{text}}: norm %{{x:.3f}}, "
+                    "entropy %{y:.3f}<extra></extra>",
                 )  # fmt: skip
             title = f"{self.model_name}: entropy vs QK spectral norm across training"
         else:
@@ -82,7 +95,8 @@ class EntropyCollapse(Result):
             )
         fig.update_layout(
             title=title, xaxis_title="sigma_max(W_Q W_K^T) / sqrt(d_head)",
-            yaxis_title="mean attention entropy (nats)", **kwargs,
+            yaxis_title="mean attention entropy (nats)", height=460,
+            margin={"t": 60, "l": 70, "r": 20, "b": 50}, **kwargs,
         )  # fmt: skip
         return fig
 

@@ -109,20 +109,47 @@ class HeadSVD(Result):
                 fig.add_scatter(x=list(range(len(s))), y=s, mode="lines+markers", name=matrix)
             fig.update_layout(
                 title=f"{title}: singular spectra", xaxis_title="component",
-                yaxis_title="singular value", yaxis_type="log", **kwargs,
+                yaxis_title="singular value", yaxis_type="log", height=420,
+                margin={"t": 60, "l": 70, "r": 20, "b": 50}, **kwargs,
             )  # fmt: skip
             return fig
         if kind == "readouts":
-            df = self.readouts
+            table = readout_table(self.readouts)
             fig = go.Figure(
                 go.Table(
-                    header={"values": list(df.columns)},
-                    cells={"values": [df[c].astype(str).tolist() for c in df.columns]},
+                    columnwidth=[1, 1, 1, 1.3, 0.8, 9],
+                    header={"values": list(table.columns), "align": "left"},
+                    cells={"values": [table[c].tolist() for c in table.columns], "align": "left"},
                 )
             )
-            fig.update_layout(title=f"{title}: token readouts", **kwargs)
+            fig.update_layout(
+                title=f"{title}: token readouts", height=min(2000, 80 + sum(_row_heights(table))),
+                margin={"t": 50, "l": 10, "r": 10, "b": 10}, **kwargs,
+            )  # fmt: skip
             return fig
         raise ValueError(f"kind: unknown plot kind {kind!r}; choose 'spectrum' or 'readouts'")
+
+
+def readout_table(readouts: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Display form of `HeadSVD.readouts`: one row per (matrix, side, component, sign) with
+    its tokens in rank order and their values rounded to `digits` significant figures (the
+    stored frame keeps full precision)."""
+    keys = ["matrix", "side", "basis", "component", "sign"]
+    rows = []
+    for key, part in readouts.groupby(keys, sort=False):
+        ordered = part.sort_values("rank")
+        tokens = ", ".join(
+            f"{tok} ({value:.{digits}g})"
+            for tok, value in zip(ordered.token, ordered.value, strict=True)
+        )
+        rows.append({**dict(zip(keys, key, strict=True)), "tokens (value)": tokens})
+    return pd.DataFrame(rows, columns=[*keys, "tokens (value)"])
+
+
+def _row_heights(table: pd.DataFrame, chars_per_line: int = 100) -> list[int]:
+    """Estimated pixel height of each readout row (long token lists wrap) plus the header."""
+    lines = [-(-len(text) // chars_per_line) for text in table["tokens (value)"]]
+    return [30] + [8 + 18 * n for n in lines]
 
 
 def _token_readouts(

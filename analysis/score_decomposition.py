@@ -132,6 +132,7 @@ class ScoreDecomposition(Result):
                 f"score {self.score:.3g}, {self.sparsity}/{len(self.terms)} components reach {self.share:.0%}"
             ),
             xaxis_title="singular component", yaxis_title="term sigma_k (x_q.u_k)(v_k.x_k)",
+            height=420, margin={"t": 60, "l": 70, "r": 20, "b": 50}, title_font_size=14,
             **kwargs,
         )  # fmt: skip
         return fig
@@ -176,11 +177,14 @@ class UpstreamContributions(Result):
             fig.add_trace(
                 go.Bar(x=df.contribution, y=df.source, orientation="h", name=side), 1, col
             )
+        longest = max((len(str(s)) for s in self.contributions.source), default=4)
         fig.update_layout(
             title=f"{self.model_name} L{self.layer}H{self.head}: upstream contributions "
             f"to components {self.selected} ({self.query} -> {self.key})",
-            showlegend=False, **kwargs,
+            showlegend=False, height=max(360, 140 + 30 * n), title_font_size=14,
+            margin={"t": 80, "l": 20 + 7 * longest, "r": 20, "b": 50}, **kwargs,
         )  # fmt: skip
+        fig.update_xaxes(title_text="contribution to the selected terms")
         return fig
 
 

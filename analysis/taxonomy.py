@@ -38,6 +38,7 @@ import torch
 from transformer_lens import head_detector
 
 from analysis import _anatomy_data as data
+from analysis._label_placement import label_positions
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -96,22 +97,37 @@ class HeadTaxonomy(Result):
             values = self.scores[list(BEHAVIOURS)].to_numpy().T  # [behaviour, head]
             fig = go.Figure(
                 go.Heatmap(
-                    z=values, x=names, y=list(BEHAVIOURS), zmin=0, zmax=1, colorscale="Viridis"
+                    z=values, x=names, y=list(BEHAVIOURS), zmin=0, zmax=1, colorscale="Viridis",
+                    colorbar={"title": {"text": "score"}},
+                    texttemplate="%{z:.2f}" if len(names) <= 24 else None,
+                    hovertemplate="%{x} %{y}: %{z:.3f}<extra></extra>",
                 )
-            )
-            fig.update_layout(title=f"{self.model_name}: head taxonomy", **kwargs)
+            )  # fmt: skip
+            fig.update_layout(
+                title=f"{self.model_name}: head taxonomy", height=120 + 45 * len(BEHAVIOURS),
+                margin={"t": 60, "l": 130, "r": 20, "b": 70},
+                xaxis={"tickangle": -45 if len(names) > 16 else 0}, **kwargs,
+            )  # fmt: skip
             return fig
         if kind == "clusters":
             fig = go.Figure()
+            labels = [f"L{r.layer}H{r.head} {r.label}" for r in self.scores.itertuples()]
+            where = pd.Series(
+                label_positions(self.scores.pc1, self.scores.pc2, labels), self.scores.index
+            )  # [head] plotly textposition chosen to avoid overprinting
             for cluster, part in self.scores.groupby("cluster"):
+                text = [labels[self.scores.index.get_loc(i)] for i in part.index]
                 fig.add_scatter(
                     x=part.pc1, y=part.pc2, mode="markers+text", name=f"cluster {cluster}",
-                    text=[f"L{r.layer}H{r.head} {r.label}" for r in part.itertuples()],
-                    textposition="top center",
+                    text=text, hovertext=text, hoverinfo="text", textfont={"size": 10},
+                    textposition=where[part.index].tolist(),
                 )  # fmt: skip
+            pad = 0.15 * float(np.ptp(self.scores.pc1) or 1.0)
             fig.update_layout(
                 title=f"{self.model_name}: head clusters (silhouette {self.silhouette:.2f})",
-                xaxis_title="PC 1", yaxis_title="PC 2", **kwargs,
+                xaxis_title="PC 1", yaxis_title="PC 2", height=480,
+                xaxis={"range": [self.scores.pc1.min() - pad, self.scores.pc1.max() + pad]},
+                margin={"t": 60, "l": 60, "r": 20, "b": 50}, **kwargs,
             )  # fmt: skip
             return fig
         raise ValueError(f"kind: unknown plot kind {kind!r}; choose 'heatmap' or 'clusters'")

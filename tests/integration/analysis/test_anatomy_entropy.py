@@ -49,7 +49,9 @@ def test_entropy_matches_naive_pattern_entropy(collapse, zoo_model):
 def test_round_trip_and_plots(collapse, zoo_model):
     back = EntropyCollapse.from_json(collapse.to_json())
     assert back.to_frame().equals(collapse.to_frame())
-    assert len(collapse.plot().data[0].x) == 16
+    scatter = collapse.plot()
+    assert sum(len(trace.x) for trace in scatter.data) == 16  # one trace per layer
+    assert scatter.layout.height and scatter.layout.margin.l
     assert len(collapse.plot("trajectories").data) == 16
     only_final = entropy_collapse_view(zoo_model("tiny-ioi"), history=False)
     assert set(only_final.to_frame().checkpoint) == {"final"}

@@ -87,7 +87,28 @@ def test_frame_and_plot():
     assert frame.in_circuit.sum() == 5
     assert frame.loc[frame["rank"] == 0, "edge"].item() == circuit.edges[109]
     fig = circuit.plot()
-    assert len(fig.data) == 5 + 1  # one line per kept edge, one node trace
+    assert len(fig.data) == 5 + 2  # one line per kept edge, edge-midpoint hovers, nodes
+    hovers = fig.data[-2].hovertext
+    assert len(hovers) == 5 and circuit.edges[109] in " ".join(hovers)
+    assert fig.layout.height >= 380
+
+
+def test_plot_places_every_node_label_apart_with_heads_in_order():
+    circuit = make_circuit(torch.arange(110, dtype=torch.float64))  # every edge kept
+    fig = circuit.plot()
+    labels = {a.text: (a.x, a.y) for a in fig.layout.annotations}
+    assert set(labels) == set(circuit.kept_nodes) and len(labels) == 4 + 1 + 4 + 1 + 2
+    assert len(set(labels.values())) == len(labels)  # no two labels at the same spot
+    column = sorted((y, name) for name, (x, y) in labels.items() if name.startswith("a1."))
+    assert [name for _, name in column] == ["a1.3", "a1.2", "a1.1", "a1.0"]  # head 0 on top
+    assert labels["input"][0] < labels["a0.0"][0] < labels["m0"][0] < labels["output"][0]
+    taller = Circuit.from_scores(
+        make_graph(2, 12, 12),
+        task="ioi",
+        method="test",
+        scores=torch.ones(make_graph(2, 12, 12).n_edges),
+    ).plot()
+    assert taller.layout.height > fig.layout.height  # height grows with the tallest column
     assert set(circuit.kept_nodes) <= set(circuit.nodes) | {"a1.0", "a1.1", "a1.2", "a1.3"}
 
 
