@@ -183,6 +183,21 @@ def _loss(model, tokens: torch.Tensor, pad: int, *, answer_weight: float) -> tor
     return loss
 
 
+def _snapshot_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The model's parameters as float16 (tied ones under each name), without buffers.
+
+    Older transformers registered GPT-2's causal mask as a persistent buffer `attn.bias`
+    (and `attn.masked_bias`); a name filter on "attn.bias" would also drop the real
+    `attn.c_attn.bias`, so buffers are dropped by identity instead.
+    """
+    buffers = {name for name, _ in model.named_buffers()}
+    return {
+        k: v.detach().half().contiguous()
+        for k, v in model.state_dict().items()
+        if k not in buffers
+    }
+
+
 def build_tokenizer(recipe: Recipe):
     if not recipe.vocab_size:
         return word_level_tokenizer(ioi_vocabulary())
@@ -242,11 +257,7 @@ def train(
         schedule.step()
         losses.append(loss.item())
         if step + 1 in recipe.snapshots:
-            state = {
-                k: v.detach().half().contiguous()
-                for k, v in model.state_dict().items()
-                if not k.endswith("attn.bias")
-            }
+            state = _snapshot_state(model)
             save_file(state, str(out_dir / "history" / f"step-{step + 1:06d}.safetensors"))
     wall = time.perf_counter() - started
     model.eval()
