@@ -7,7 +7,8 @@ language models with Greedy Coordinate Gradient search (Zou et al. 2023). Per pr
    respect to every token at every adversarial position;
 2. the `top_k` tokens with the most negative gradient are the candidates of each position;
 3. `batch_size` random single-token swaps (a position, one of its candidates) are drawn with
-   the attack's seeded generator; swaps whose text re-tokenises differently are dropped;
+   the prompt's own generator, seeded by (seed, prompt index); swaps whose text re-tokenises
+   differently are dropped;
 4. the batch is evaluated exactly and the best swap is kept when it lowers the loss.
 
 The attack stops at success or after `steps` steps. Only the adversarial span is ever edited,
@@ -22,12 +23,19 @@ pairs or plain prompts (`raise_loss` / `dissipation` on any decoder), or a list 
 rate, steps used, adversarial text, and the targeted heads' attention statistics (entropy,
 uniform entropy, sink, max prob) before and after on the prompt's own query rows.
 
+Prompts are independent, so `fit(..., executor=...)` cuts them into shards
+(`prompts_per_shard`) that run in process (default) or on Ray (`workbench.executors`), with the
+same results whatever the sharding.
+
 Caveats: prompts are attacked one at a time; the IOI objectives read the answer position of
 the prompt (shifted by the prefix), so the prefix changes the context, not the question.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +53,11 @@ from analysis.attack_objectives import (
     run_records,
     text_cases,
 )
+from workbench.executors import Executor, Shard, digest, make_shards, run_sharded
 from workbench.results import Result
+
+PER_PROMPT_JSON = ("before", "after", "curve", "final_tokens")  # shard-table columns, as JSON
+STAT_COLUMNS = ["index", "stage", "layer", "head", "entropy", "uniform_entropy", "sink", "max_prob"]
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -198,43 +210,60 @@ class TokenAttack:
             query=self.query,
         )
 
-    def fit(self, model: Model, prompts, *, rows=None) -> TokenAttack:
+    def fit(
+        self,
+        model: Model,
+        prompts,
+        *,
+        rows=None,
+        executor: str | Executor | None = "inprocess",
+        address: str | None = None,
+        prompts_per_shard: int | None = None,
+    ) -> TokenAttack:
         """Attack every prompt (or those in `rows`) of: an IOI task (any decoder objective), a
         list of (prompt, target) pairs (`raise_loss`) or prompts (`dissipation`) for any decoder,
-        or a list of sentences (`embedding`, encoders)."""
+        or a list of sentences (`embedding`, encoders).
+
+        executor: "inprocess" (default), "ray" or an `Executor`: the prompts are cut into shards
+            of `prompts_per_shard` (default: one shard) that run there; every prompt draws from
+            its own generator seeded by (seed, prompt index), so results do not depend on it.
+        address: Ray cluster address for executor="ray" (default `RAY_ADDRESS`, else local).
+        """
         self.spec.check(model)
         self.cases_ = self._cases(model, prompts, rows)
-        generator = torch.Generator().manual_seed(self.seed)
-        allowed = self._allowed_tokens(model)
-        records, stats, curves, self.final_tokens_ = [], [], {}, []
-        for case in tqdm(self.cases_, disable=not self.progress, desc="attack"):
-            outcome, before, after, curve = self._attack_one(model, case, allowed, generator)
-            records.append(outcome)
-            stats += [{"index": case.index, "stage": "before", **s} for s in before]
-            stats += [{"index": case.index, "stage": "after", **s} for s in after]
-            curves[str(case.index)] = curve
+        settings = copy.copy(self)  # what the workers need: no learned attributes
+        settings.__dict__ = {k: v for k, v in vars(self).items() if not k.endswith("_")}
         config = {
             "steps": self.steps, "n_adv": self.n_adv, "top_k": self.top_k, "batch_size": self.batch_size,
             "dissipation_weight": self.spec.dissipation_weight, "dissipation": self.spec.dissipation,
             "ban_names": self.ban_names, "require_dissipation": self.require_dissipation, "query": self.query, "seed": self.seed,
         }  # fmt: skip
-        stat_columns = [
-            "index",
-            "stage",
-            "layer",
-            "head",
-            "entropy",
-            "uniform_entropy",
-            "sink",
-            "max_prob",
-        ]
+        key = {**config, "model": model.name, "objective": self.spec.name,
+               "heads": [list(h) for h in self.spec.heads],
+               "prompts": [case.index for case in self.cases_]}  # fmt: skip
+        shards = make_shards(range(len(self.cases_)), size=prompts_per_shard or len(self.cases_), key=key)  # fmt: skip
+        one_shard = len(shards) == 1
+        shard_fn = functools.partial(attack_shard, attack=settings, cases=self.cases_,
+                                     progress=self.progress and one_shard)  # fmt: skip
+        outcome = run_sharded(shard_fn, shards, model=model, executor=executor, address=address,
+                              progress=self.progress and not one_shard, desc="attack")  # fmt: skip
+        table = pd.concat(outcome.frames, ignore_index=True)
+        stats, curves = [], {}
+        for row in table.itertuples():
+            for stage in ("before", "after"):
+                stats += [
+                    {"index": row.index, "stage": stage, **s}
+                    for s in json.loads(getattr(row, stage))
+                ]
+            curves[str(row.index)] = json.loads(row.curve)
+        self.final_tokens_ = [torch.tensor(json.loads(t)) for t in table["final_tokens"]]
         self.result_ = AttackResult(
             model_name=model.name,
             objective=self.spec.name,
             heads=self.spec.heads,
             config=config,
-            prompts=pd.DataFrame(records),
-            head_stats=pd.DataFrame(stats, columns=stat_columns),
+            prompts=table.drop(columns=[*PER_PROMPT_JSON]),
+            head_stats=pd.DataFrame(stats, columns=STAT_COLUMNS),
             curves=curves,
         )
         return self
@@ -327,8 +356,7 @@ class TokenAttack:
             "adversarial": model.tokenizer.decode(tokens[case.adv_positions].tolist()),
             "text_after": model.tokenizer.decode(tokens.tolist(), skip_special_tokens=True),
         }
-        self.final_tokens_.append(tokens)
-        return outcome, before, after, curve
+        return outcome, before, after, curve, tokens
 
     def _done(self, success, before: list[dict], after: list[dict]) -> bool:
         """Task success; for `dissipation` (or with `require_dissipation`) the targeted heads'
@@ -341,6 +369,28 @@ class TokenAttack:
         return hu > h0 and (h1 - h0) >= 0.5 * (hu - h0)
 
 
+def prompt_seed(seed: int, index: int) -> int:
+    """The seed of prompt `index`'s candidate sampling: a stable function of (seed, index)."""
+    return int(digest(["attack", int(seed), int(index)]), 16) & ((1 << 63) - 1)
+
+
+def attack_shard(
+    model: Model, shard: Shard, *, attack: TokenAttack, cases: list[AttackCase], progress: bool
+) -> pd.DataFrame:
+    """The shard function of `TokenAttack.fit`: attack `cases[i]` for every i in `shard.items`,
+    each with its own generator (`prompt_seed`). One row per prompt: the outcome columns, and
+    as JSON text the head statistics `before` / `after`, the loss `curve` and `final_tokens`."""
+    allowed = attack._allowed_tokens(model)
+    rows = []
+    for position in tqdm(shard.items, disable=not progress, desc="attack"):
+        case = cases[position]
+        generator = torch.Generator().manual_seed(prompt_seed(attack.seed, case.index))
+        outcome, before, after, curve, tokens = attack._attack_one(model, case, allowed, generator)
+        rows.append({**outcome, "before": json.dumps(before), "after": json.dumps(after),
+                     "curve": json.dumps(curve), "final_tokens": json.dumps(tokens.tolist())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def retokenises_same(model: Model, tokens: torch.Tensor) -> bool:
     """Whether decoding `tokens` `[pos]` to text and tokenising it again gives the same ids."""
     text = model.tokenizer.decode(tokens.tolist(), skip_special_tokens=True)
@@ -350,4 +400,4 @@ def retokenises_same(model: Model, tokens: torch.Tensor) -> bool:
     return again.shape == tokens.shape and bool((again == tokens).all())
 
 
-__all__ = ["AttackResult", "TokenAttack", "retokenises_same"]
+__all__ = ["AttackResult", "TokenAttack", "attack_shard", "prompt_seed", "retokenises_same"]

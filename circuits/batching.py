@@ -4,6 +4,8 @@
 field (tensors and tuples whose first dimension is the prompt count) sliced, so each sub-task's
 `metric` reads its own prompts' answer positions and tokens.
 
+`task_digest(task)` names a task's exact contents (for sharded runs' ids and resumption).
+
 `PassCounter` counts forward and backward passes (one per minibatch run) so the benchmark can
 report the cost of each method.
 """
@@ -11,6 +13,7 @@ report the cost of each method.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -42,6 +45,20 @@ def task_batches(task: Task, batch_size: int) -> Iterator[Task]:
         raise ValueError(f"batch_size: need at least 1, got {batch_size}")
     for start in range(0, task.n_prompts, batch_size):
         yield task_slice(task, start, min(start + batch_size, task.n_prompts))
+
+
+def task_digest(task: Task) -> str:
+    """A short hex digest of every field of `task` (tensors by dtype, shape and bytes)."""
+    sha = hashlib.sha256(type(task).__qualname__.encode())
+    for f in dataclasses.fields(task):
+        value = getattr(task, f.name)
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().contiguous()
+            sha.update(f"{f.name}:{value.dtype}:{tuple(value.shape)}:".encode())
+            sha.update(value.numpy().tobytes())
+        else:
+            sha.update(f"{f.name}:{value!r};".encode())
+    return sha.hexdigest()[:16]
 
 
 @dataclass

@@ -6,7 +6,8 @@ edge and minibatch) and records the exact metric change; it is `path_patching` o
 exact effect is at least `share` of the task's clean->corrupted gap.
 
 Caveat: exact for single-edge effects only; interactions between edges (ACDC's concern) are
-not in it. Cost grows with the number of edges (110 on tiny-ioi, 222 on tiny-induction).
+not in it. Cost grows with the number of edges (110 on tiny-ioi, 222 on tiny-induction); shard the edges
+over Ray (`executor="ray"`, `edges_per_shard=`) to spread it.
 """
 
 from __future__ import annotations
@@ -18,17 +19,36 @@ from circuits.circuit import Circuit
 from circuits.patching import path_patching
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from workbench.executors import Executor
     from workbench.model import Model
+    from workbench.store import RunStore
     from workbench.tasks import Task
 
 
 def exhaustive_patching(
-    model: Model, task: Task, *, batch_size: int = 64, progress: bool = False, seed: int = 0
+    model: Model,
+    task: Task,
+    *,
+    batch_size: int = 64,
+    progress: bool = False,
+    seed: int = 0,
+    executor: str | Executor | None = "inprocess",
+    address: str | None = None,
+    edges_per_shard: int | None = None,
+    store: RunStore | str | Path | None = None,
 ) -> Circuit:
-    """Exact single-edge patching effect of every edge (method "exhaustive")."""
+    """Exact single-edge patching effect of every edge (method "exhaustive").
+
+    `executor` / `address` / `edges_per_shard` / `store`: shard the edges over an executor
+    (in process by default, or Ray) and optionally store the sharded run; see `path_patching`.
+    The scores are the same for every sharding and executor.
+    """
     return path_patching(
-        model, task, batch_size=batch_size, progress=progress, seed=seed, method="exhaustive"
-    )
+        model, task, batch_size=batch_size, progress=progress, seed=seed, method="exhaustive",
+        executor=executor, address=address, edges_per_shard=edges_per_shard, store=store,
+    )  # fmt: skip
 
 
 def reference_circuit(exhaustive: Circuit, *, gap: float, share: float = 0.01) -> Circuit:

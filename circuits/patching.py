@@ -13,25 +13,41 @@ carry the behaviour get negative scores on tasks whose clean metric is higher.
   ranked against edge references.
 - `path_patching`: patch one edge at a time (the port sees the upstream node's corrupted
   output, everything else recomputed) with `circuits.edge_patching.EdgePatcher`. Over every
-  edge this is the exhaustive ground truth of `circuits.ground_truth`.
+  edge this is the exhaustive ground truth of `circuits.ground_truth`. The edges are cut into
+  shards (`edges_per_shard`) that run on an executor (`workbench.executors`: in process by
+  default, or Ray); each shard sums its edges' effects over all prompts in the same batch
+  order, so any sharding and any executor give bit-identical scores on like hardware. Each
+  shard recomputes the clean and corrupted base runs (2 extra passes per batch and shard).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from circuits.batching import PassCounter, task_batches
+from circuits.batching import PassCounter, task_batches, task_digest
 from circuits.circuit import Circuit
 from circuits.edge_patching import EdgePatcher
 from circuits.graph import INPUT, build_graph
+from workbench.executors import (
+    Executor,
+    Shard,
+    as_store,
+    make_shards,
+    open_sharded_run,
+    run_sharded,
+)
 
 if TYPE_CHECKING:
     from workbench.model import Model
+    from workbench.store import RunStore
     from workbench.tasks import Task
 
 ABLATIONS = ("resample", "mean", "zero")
@@ -161,11 +177,22 @@ def path_patching(
     progress: bool = False,
     seed: int = 0,
     method: str = "path",
+    executor: str | Executor | None = "inprocess",
+    address: str | None = None,
+    edges_per_shard: int | None = None,
+    store: RunStore | str | Path | None = None,
 ) -> Circuit:
-    """Patch each edge alone (all edges, or the labels in `edges`); score = metric change."""
-    start, counter = time.perf_counter(), PassCounter()
+    """Patch each edge alone (all edges, or the labels in `edges`); score = metric change.
+
+    executor: "inprocess" (default), "ray", or an `Executor`; the edges are cut into shards of
+        `edges_per_shard` (default: one shard of every edge) and each shard patches its edges
+        over all prompts, so the scores do not depend on the sharding or the executor.
+    address: Ray cluster address for executor="ray" (default `RAY_ADDRESS`, else local Ray).
+    store: a `RunStore` or folder: store the run as a sharded, resumable run (kind "circuit").
+    """
+    start = time.perf_counter()
     graph = build_graph(model, readout=task.readout)
-    patcher = EdgePatcher(model, graph)
+    EdgePatcher(model, graph)  # refuses models without edge interventions before any shard runs
     if edges is None:
         chosen = list(range(graph.n_edges))
     else:
@@ -173,22 +200,39 @@ def path_patching(
         if unknown:
             raise ValueError(f"edges: unknown edge label(s) {unknown[:3]} for {model.name}")
         chosen = [graph.edge_index[e] for e in edges]
-    effects = torch.zeros(graph.n_edges, dtype=torch.float64)
-    bar = tqdm(total=task.n_prompts * len(chosen), disable=not progress, desc="path patching")
-    with torch.no_grad():
-        for sub in task_batches(task, batch_size):
-            clean = sub.clean_tokens.to(model.device)
-            source = patcher.writer_outputs(sub.corrupted_tokens.to(model.device))
-            base = sub.metric(sub.run(model, clean)).double().sum().item()
-            counter.forward += 2
-            for e in chosen:
-                weights = torch.zeros(graph.n_edges)
-                weights[e] = 1.0
-                value = sub.metric(patcher.forward(clean, weights, source)).double().sum().item()
-                effects[e] += value - base
-                counter.forward += 1
-                bar.update(sub.n_prompts)
-    bar.close()
+    if not chosen:
+        raise ValueError("edges: no edge to patch (empty list)")
+    run_config = {"model": model.name, "task": task.name, "task_digest": task_digest(task),
+                  "method": method, "batch_size": batch_size, "edges_per_shard": edges_per_shard,
+                  "edges": chosen}  # fmt: skip
+    shards = make_shards(chosen, size=edges_per_shard or len(chosen), key=run_config)
+    shard_fn = functools.partial(
+        edge_effects, task=task, batch_size=batch_size, progress=progress and len(shards) == 1
+    )
+    sharded = functools.partial(run_sharded, shard_fn, shards, model=model, executor=executor,
+                                address=address, progress=progress and len(shards) > 1,
+                                desc="path patching")  # fmt: skip
+    run_store = as_store(store)
+    if run_store is None:
+        return _path_circuit(graph, task, method, chosen, edges, sharded().frames, shards,
+                             batch_size, seed, start)  # fmt: skip
+    with open_sharded_run(
+        run_store, kind="circuit", model=model.name, config=run_config, shards=shards
+    ) as run:
+        circuit = _path_circuit(graph, task, method, chosen, edges, sharded(run=run).frames,
+                                shards, batch_size, seed, start)  # fmt: skip
+        circuit = dataclasses.replace(circuit, config={**circuit.config, "run_id": run.run_id})
+        run.write_result(circuit)
+    return circuit
+
+
+def _path_circuit(graph, task, method, chosen, edges, frames, shards, batch_size, seed, start):
+    """The circuit from the shard tables (edge, effect_sum) of `path_patching`."""
+    effects = torch.zeros(graph.n_edges, dtype=torch.float64)  # [edge]
+    table = pd.concat(frames, ignore_index=True)
+    effects[torch.tensor(table["edge"].to_numpy())] = torch.tensor(table["effect_sum"].to_numpy())
+    n_batches = -(-task.n_prompts // batch_size)
+    counter = PassCounter(forward=n_batches * (2 * len(shards) + len(chosen)))
     included = torch.zeros(graph.n_edges, dtype=torch.bool)
     included[chosen] = True
     circuit = Circuit.from_scores(
@@ -199,8 +243,34 @@ def path_patching(
         config={
             "batch_size": batch_size,
             "seed": seed,
+            "n_shards": len(shards),
             "runtime_s": time.perf_counter() - start,
             **counter.as_dict(),
         },
     )
     return circuit if edges is None else dataclasses.replace(circuit, included=included)
+
+
+@torch.no_grad()
+def edge_effects(
+    model: Model, shard: Shard, *, task: Task, batch_size: int, progress: bool = False
+) -> pd.DataFrame:
+    """The shard function of `path_patching`: for each edge index in `shard.items`, the metric
+    change of patching that edge alone, summed over every prompt (columns edge, effect_sum)."""
+    graph = build_graph(model, readout=task.readout)
+    patcher = EdgePatcher(model, graph)
+    chosen = list(shard.items)
+    sums = torch.zeros(len(chosen), dtype=torch.float64)  # [shard edge]
+    bar = tqdm(total=task.n_prompts * len(chosen), disable=not progress, desc="path patching")
+    for sub in task_batches(task, batch_size):
+        clean = sub.clean_tokens.to(model.device)
+        source = patcher.writer_outputs(sub.corrupted_tokens.to(model.device))
+        base = sub.metric(sub.run(model, clean)).double().sum().item()
+        for i, e in enumerate(chosen):
+            weights = torch.zeros(graph.n_edges)
+            weights[e] = 1.0
+            value = sub.metric(patcher.forward(clean, weights, source)).double().sum().item()
+            sums[i] += value - base
+            bar.update(sub.n_prompts)
+    bar.close()
+    return pd.DataFrame({"edge": chosen, "effect_sum": sums.numpy()})

@@ -1,4 +1,8 @@
-"""`workbench circuit MODEL TASK --method M`: trace a task's circuit and print its top edges."""
+"""`workbench circuit MODEL TASK --method M`: trace a task's circuit and print its top edges.
+
+`--method path|exhaustive` accept `--executor ray [--address A]` and `--per-shard N` (edges
+per shard): the per-edge patching runs sharded on Ray with the same scores.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,10 @@ import argparse
 from pathlib import Path
 
 from workbench.cli._common import UsageError, emit
+from workbench.cli._executor import add_executor_arguments, executor_options
 
 CLI_METHODS = ("activation", "path", "eap", "eap-ig", "acdc", "svd", "exhaustive")
+SHARDED_METHODS = ("path", "exhaustive")
 
 
 def _text(payload: dict) -> str:
@@ -29,6 +35,13 @@ def _options(args: argparse.Namespace) -> dict:
         options["threshold"] = args.threshold
     if args.method == "activation":
         options["ablation"] = args.ablation
+    sharding = executor_options(args)
+    if args.method in SHARDED_METHODS:
+        options.update(sharding, edges_per_shard=args.per_shard)
+    elif args.executor != "inprocess" or args.per_shard is not None:
+        raise UsageError(
+            f"--executor/--per-shard: only for --method {' or '.join(SHARDED_METHODS)}"
+        )
     return options
 
 
@@ -41,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--top-n: must be >= 0, got {args.top_n}")
     if args.task not in TASKS:
         raise UsageError(f"task: unknown task {args.task!r}; choose from {sorted(TASKS)}")
+    options = _options(args)
     model = load_model(args.model)
     task = make_task(args.task, model, n=args.n, seed=args.seed)
-    circuit = trace(model, task, method=args.method, top_n=args.top_n, **_options(args))
+    circuit = trace(model, task, method=args.method, top_n=args.top_n, **options)
     if args.out:
         Path(args.out).write_text(circuit.to_json())
     frame = circuit.to_frame().sort_values("rank")
@@ -75,4 +89,5 @@ def register(sub, json_flag) -> None:
     p.add_argument("--threshold", type=float, default=None, help="ACDC threshold")
     p.add_argument("--ablation", choices=("resample", "mean", "zero"), default="resample")
     p.add_argument("--show", type=int, default=10, help="edges listed in the output")
+    add_executor_arguments(p, unit="edges (path, exhaustive)")
     p.set_defaults(func=run)
