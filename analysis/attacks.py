@@ -241,7 +241,8 @@ class TokenAttack:
         key = {**config, "model": model.name, "objective": self.spec.name,
                "heads": [list(h) for h in self.spec.heads],
                "prompts": [case.index for case in self.cases_]}  # fmt: skip
-        shards = make_shards(range(len(self.cases_)), size=prompts_per_shard or len(self.cases_), key=key)  # fmt: skip
+        size = len(self.cases_) if prompts_per_shard is None else prompts_per_shard
+        shards = make_shards(range(len(self.cases_)), size=size, key=key)
         one_shard = len(shards) == 1
         shard_fn = functools.partial(attack_shard, attack=settings, cases=self.cases_,
                                      progress=self.progress and one_shard)  # fmt: skip

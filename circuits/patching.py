@@ -205,7 +205,8 @@ def path_patching(
     run_config = {"model": model.name, "task": task.name, "task_digest": task_digest(task),
                   "method": method, "batch_size": batch_size, "edges_per_shard": edges_per_shard,
                   "edges": chosen}  # fmt: skip
-    shards = make_shards(chosen, size=edges_per_shard or len(chosen), key=run_config)
+    size = len(chosen) if edges_per_shard is None else edges_per_shard
+    shards = make_shards(chosen, size=size, key=run_config)
     shard_fn = functools.partial(
         edge_effects, task=task, batch_size=batch_size, progress=progress and len(shards) == 1
     )

@@ -6,7 +6,8 @@ only) with an adversarial prefix of `--n-adv` tokens, or on sentences for encode
 (`--objective embedding`: an adversarial suffix that moves MiniLM's sentence embedding away).
 `--heads` and `--dissipation-weight` add the attention-dissipation term. Prints the success
 rate, steps used and the targeted heads' entropy before/after; `--save` stores the result
-(kind "attack"). Bad input (unknown objective, dissipation without heads) exits 2 with one line.
+(kind "attack"). `--executor ray [--address A] [--per-shard N]` attacks the prompts in shards of
+N on Ray, with the same results. Bad input (unknown objective, dissipation without heads) exits 2 with one line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 from typing import Any
 
 from workbench.cli._common import UsageError, add_store_argument, emit
+from workbench.cli._executor import add_executor_arguments, executor_options
 
 OBJECTIVES = ("flip", "raise_loss", "dissipation", "embedding")
 
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from workbench import load_model
     from workbench.tasks import make_task
 
+    sharding = executor_options(args)
     heads = parse_heads(args.heads) if args.heads else ()
     attack = TokenAttack(
         objective=args.objective,
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         if args.prompt:
             raise UsageError("--prompt: decoder objectives attack IOI prompts; use --n-prompts")
         prompts = make_task("ioi", model, n=args.n_prompts, seed=args.task_seed)
-    result = attack.fit(model, prompts).result_
+    result = attack.fit(model, prompts, prompts_per_shard=args.per_shard, **sharding).result_
     progress = result.entropy_progress() if heads else math.nan
     payload: dict[str, Any] = {
         "model": result.model_name,
@@ -118,5 +121,6 @@ def register(sub, json_flag) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the candidate sampling")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--save", action="store_true", help="store the result in the run store")
+    add_executor_arguments(p, unit="prompts")
     add_store_argument(p)
     p.set_defaults(func=run)
