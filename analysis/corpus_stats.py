@@ -103,25 +103,80 @@ class CorpusStats(Result):
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"main": self.to_frame(), "distance_histogram": self.histogram_frame()}
 
-    def plot(self, kind: str | None = None, **kwargs: Any) -> go.Figure:
-        """`kind`: a statistic ("entropy", "sink", "max_prob", "mean_distance": heatmap of its
-        per-head mean) or "distance" (histogram of each head)."""
+    def aggregates(self) -> list[str]:
+        """The per-head aggregates stored for every statistic: "mean", then "q<percent>"."""
+        prefix = f"{STATISTICS[0]}_"
+        return [c.removeprefix(prefix) for c in self.per_head.columns if c.startswith(prefix)]
+
+    def plot(
+        self,
+        kind: str | None = None,
+        *,
+        aggregate: str = "mean",
+        layer: int | None = None,
+        head: int | None = None,
+        **kwargs: Any,
+    ) -> go.Figure:
+        """`kind`: a statistic ("entropy", "sink", "max_prob", "mean_distance": layer x head
+        heatmap of its `aggregate`, "mean" or a stored quantile such as "q95") or "distance"
+        (histogram of each head, or of one head with `layer` and `head`)."""
         import plotly.graph_objects as go
 
         kind = kind or "entropy"
         if kind == "distance":
-            frame = self.histogram_frame()
-            fig = go.Figure()
-            for (layer, head), rows in frame.groupby(["layer", "head"], sort=True):
-                label = [f"[{lo},{hi})" for lo, hi in zip(rows["lo"], rows["hi"], strict=True)]
-                fig.add_bar(x=label, y=rows["mass"], name=f"L{layer}H{head}")
-            fig.update_layout(barmode="group", xaxis_title="distance", yaxis_title="mass")
-            return fig
+            return self._distance_figure(layer, head)
         if kind not in STATISTICS:
             raise ValueError(f"kind: {kind!r} is not one of {', '.join((*STATISTICS, 'distance'))}")
-        grid = self.per_head.pivot(index="layer", columns="head", values=f"{kind}_mean")
-        fig = go.Figure(go.Heatmap(z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index)))
-        fig.update_layout(title=f"mean {kind} per head", xaxis_title="head", yaxis_title="layer")
+        if aggregate not in self.aggregates():
+            raise ValueError(
+                f"aggregate: {aggregate!r} is not one of {', '.join(self.aggregates())}"
+            )
+        grid = self.per_head.pivot(index="layer", columns="head", values=f"{kind}_{aggregate}")
+        label = f"{aggregate} {kind}"
+        fig = go.Figure(
+            go.Heatmap(
+                z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index),
+                colorscale="Viridis", colorbar={"title": {"text": label}},
+                hovertemplate="layer %{y} head %{x}<br>" + label + " %{z:.4f}<extra></extra>",
+            )  # z: [layer, head]
+        )  # fmt: skip
+        fig.update_layout(
+            title=f"{self._model_prefix()}{label} per head over "
+            f"{self.config.get('documents', '?')} documents",
+            xaxis={"title": {"text": "head"}, "dtick": 1},
+            yaxis={"title": {"text": "layer"}, "dtick": 1, "autorange": "reversed"},
+            template="plotly_white",
+        )
+        return fig
+
+    def _model_prefix(self) -> str:
+        return f"{self.config['model']}: " if self.config.get("model") else ""
+
+    def _distance_figure(self, layer: int | None, head: int | None) -> go.Figure:
+        import plotly.graph_objects as go
+
+        frame = self.histogram_frame()
+        if (layer is None) != (head is None):
+            raise ValueError("layer/head: give both to plot one head's histogram, or neither")
+        if layer is not None:
+            n_layers, n_heads, _ = self.distance_hist.shape
+            if not (0 <= layer < n_layers and 0 <= head < n_heads):
+                raise ValueError(
+                    f"layer/head: L{layer}H{head} is out of range ({n_layers} layers, "
+                    f"{n_heads} heads)"
+                )
+            frame = frame[(frame["layer"] == layer) & (frame["head"] == head)]
+        fig = go.Figure()
+        for (layer_, head_), rows in frame.groupby(["layer", "head"], sort=True):
+            label = [f"[{lo},{hi})" for lo, hi in zip(rows["lo"], rows["hi"], strict=True)]
+            fig.add_bar(x=label, y=rows["mass"], name=f"L{layer_}H{head_}")
+        title = f"{self._model_prefix()}mean attention mass per distance" + (
+            f", L{layer}H{head}" if layer is not None else ""
+        )
+        fig.update_layout(
+            barmode="group", xaxis_title="distance |i - j|", yaxis_title="mean attention mass",
+            title=title, template="plotly_white",
+        )  # fmt: skip
         return fig
 
 

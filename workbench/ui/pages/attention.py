@@ -6,6 +6,7 @@
   its query token (boxed), whose statistic along the prompt is drawn below.
 - Distance histogram and block-mass map of the selected head (`HeadStats.plot`).
 - "Save run" stores the statistics in the run store (reopened from the Runs page).
+- "Corpus" section (`workbench.ui.corpus_view`): stored corpus-stats runs of the model.
 
 Thin: one `attention_stats` run and one pattern cache per (model, prompt, block size), kept
 server-side per browser session (`state.cached`), so hover/click callbacks only slice arrays.
@@ -22,7 +23,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, ctx, html, no_update
 
-from workbench.ui import selection, state
+from workbench.ui import corpus_view, selection, state
 from workbench.ui.components import (
     empty_figure,
     error_alert,
@@ -123,6 +124,8 @@ def layout(**query: str) -> Any:
                 ],
                 cols=2,
             ),
+            dmc.Divider(my="sm"),
+            corpus_view.section(),
         ],
         gap="sm",
     )
@@ -131,6 +134,7 @@ def layout(**query: str) -> Any:
 def register_callbacks(app: Any) -> None:
     for graph in GRAPHS:
         register_figure_export(app, graph)
+    corpus_view.register_callbacks(app)
     selection.register_writer(
         app,
         "attention",
@@ -180,9 +184,11 @@ def register_callbacks(app: Any) -> None:
         Output("attention-layer", "value"),
         Output("attention-head", "value"),
         Input("attention-heads", "clickData"),
+        Input("attention-corpus-heads", "clickData"),
         prevent_initial_call=True,
     )
-    def lock_head(click: dict | None) -> Any:
+    def lock_head(click: dict | None, corpus_click: dict | None) -> Any:
+        click = corpus_click if ctx.triggered_id == "attention-corpus-heads" else click
         if not click:
             return no_update, no_update
         point = click["points"][0]
@@ -232,7 +238,9 @@ def register_callbacks(app: Any) -> None:
     def render_head(layer, head, token, stat, block, hover, query, session) -> Any:
         try:
             data = analyse(session, *selection.model_and_prompt(query or {}), int(block))
-            layer, head = check_head(data["model"], _as_int(layer), _as_int(head))
+            layer, head = check_head(
+                data["model"], corpus_view.as_index(layer), corpus_view.as_index(head)
+            )
         except Exception as err:  # noqa: BLE001
             blank = empty_figure("no head selected")
             return blank, blank, blank, blank, error_alert(err, id="attention-alert")
@@ -251,15 +259,6 @@ def register_callbacks(app: Any) -> None:
             stats.plot("block_mass", layer=layer, head=head),
             None,
         )
-
-
-def _as_int(value: Any) -> Any:
-    """NumberInput values arrive as int, float or '' (cleared): ints stay, the rest fail."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if value in (None, ""):
-        raise ValueError("layer/head: enter a number")
-    return value
 
 
 def _pattern(data: dict, layer: int, head: int, token: Any, *, preview: bool) -> go.Figure:
