@@ -197,5 +197,7 @@ def register_callbacks(app: Any) -> None:
         except Exception as err:  # noqa: BLE001 - shown to the user
             alert = error_alert(err, id="attention-corpus-alert")
             return blank, blank, "", alert, AGGREGATES
-        heads.update_layout(height=max(300, 36 * result.distance_hist.shape[0] + 160))
+        height = max(300, 36 * result.distance_hist.shape[0] + 160)
+        heads.update_layout(height=height)
+        distance.update_layout(height=height)
         return heads, distance, counts_line(result), None, result.aggregates()
