@@ -15,6 +15,10 @@ each candidate set by the objective the user cares about. Here, for language mod
   `select` too) and no guidance are then scored on the separate `heldout` rows;
 - `result_` is a `HeadSearchResult`.
 
+`fit(..., executor=...)` scores each round's candidates in shards (`candidates_per_shard`) on
+an executor (`workbench.executors`: in process by default, or Ray); every candidate is scored
+alone, so the search is the same whatever the sharding.
+
 Caveat: the objective is read off the guided logits before any sampling; the plausibility set
 (`alpha > 0`) sets excluded tokens to -inf, which makes logit differences infinite, so the
 default here is `alpha = 0` (every token kept).
@@ -22,6 +26,7 @@ default here is `alpha = 0` (every token kept).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +37,7 @@ from tqdm.auto import tqdm
 
 from analysis.guidance import guided_logits
 from analysis.head_perturbation import HeadPerturbation
+from workbench.executors import Executor, Shard, make_shards, resolve_executor, run_sharded
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -180,8 +186,45 @@ class HeadHunter:
 
     @torch.no_grad()
     def fit(
-        self, model: Model, objective: Objective, *, select: torch.Tensor, heldout: torch.Tensor
+        self,
+        model: Model,
+        objective: Objective,
+        *,
+        select: torch.Tensor,
+        heldout: torch.Tensor,
+        executor: str | Executor | None = "inprocess",
+        address: str | None = None,
+        candidates_per_shard: int | None = None,
     ) -> HeadHunter:
+        """Run the greedy search on `select` and compare the settings on `heldout`.
+
+        executor: "inprocess" (default), "ray" or an `Executor`: each round's candidates are
+            cut into shards of `candidates_per_shard` (default: one shard per round) that are
+            scored there; the scores, and so the search, do not depend on it.
+        address: Ray cluster address for executor="ray" (default `RAY_ADDRESS`, else local).
+        """
+        if candidates_per_shard is not None and candidates_per_shard < 1:
+            raise ValueError(f"candidates_per_shard: must be >= 1, got {candidates_per_shard}")
+        runner, owned = resolve_executor(executor, address=address)
+        try:
+            return self._fit(model, objective, select, heldout, runner, candidates_per_shard)
+        finally:
+            if owned:
+                runner.close()
+
+    def _round_scores(self, model, objective, select, chosen, remaining, runner, per_shard, round_):
+        """{candidate: score of chosen + [candidate]} for every remaining candidate, sharded."""
+        key = {"model": model.name, "objective": objective.name, "round": round_,
+               "chosen": [list(c) for c in chosen]}  # fmt: skip
+        items = [list(c) for c in remaining]
+        shards = make_shards(items, size=per_shard or len(items), key=key)
+        shard_fn = functools.partial(candidate_scores, hunter=self, objective=objective,
+                                     select=select, chosen=tuple(chosen))  # fmt: skip
+        frames = run_sharded(shard_fn, shards, model=model, executor=runner).frames
+        table = pd.concat(frames, ignore_index=True)
+        return {(int(r.layer), int(r.head)): float(r.score) for r in table.itertuples()}
+
+    def _fit(self, model, objective, select, heldout, runner, per_shard) -> HeadHunter:
         if set(select.tolist()) & set(heldout.tolist()):
             raise ValueError("heldout: the held-out rows overlap the selection rows")
         candidates = list(
@@ -199,9 +242,9 @@ class HeadHunter:
             remaining = [c for c in candidates if c not in chosen]
             if not remaining:
                 break
-            scores = {
-                c: self._score(model, objective, select, chosen + [c], orig_sel) for c in remaining
-            }
+            scores = self._round_scores(
+                model, objective, select, chosen, remaining, runner, per_shard, round_
+            )
             ranked = sorted(remaining, key=lambda c: -scores[c])
             trial = chosen + ranked[: self.top_k]
             trial_score = self._score(model, objective, select, trial, orig_sel)
@@ -259,10 +302,33 @@ class HeadHunter:
         return self
 
 
+def candidate_scores(
+    model: Model,
+    shard: Shard,
+    *,
+    hunter: HeadHunter,
+    objective: Objective,
+    select: torch.Tensor,
+    chosen: tuple[tuple[int, int], ...],
+) -> pd.DataFrame:
+    """The shard function of a search round: the `select` score of (chosen + candidate) for
+    every candidate `[layer, head]` in `shard.items` (columns layer, head, score). The unguided
+    logits are recomputed here, on the worker's own model."""
+    with torch.no_grad():
+        orig = model(objective.tokens[select].to(model.device))  # [batch, pos, d_vocab]
+        rows = [
+            {"layer": layer, "head": head,
+             "score": hunter._score(model, objective, select, [*chosen, (layer, head)], orig)}
+            for layer, head in shard.items
+        ]  # fmt: skip
+    return pd.DataFrame(rows, columns=["layer", "head", "score"])
+
+
 __all__ = [
     "HeadHunter",
     "HeadSearchResult",
     "Objective",
+    "candidate_scores",
     "ioi_objective",
     "loss_objective",
     "split_rows",
