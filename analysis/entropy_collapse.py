@@ -9,10 +9,11 @@ training snapshot the zoo saved under `<checkpoint>/history/step-NNNNNN.safetens
 gain folded: see `analysis._anatomy_weights`; position-free on RoPE models).
 
 Snapshots are loaded into a fresh HF model built from the checkpoint folder, then wrapped in
-their own bridge (the shared model is never touched). Caveats: snapshots are stored in float16;
-a snapshot that lacks a trained parameter keeps the final checkpoint's value for it, and the
-result lists such names in `notes` (the tiny-ioi snapshots lack `attn.c_attn.bias`, dropped by
-train.py's filter for the causal-mask buffer `attn.bias`).
+their own bridge (the shared model is never touched); every weight a snapshot holds (biases
+included) replaces the final one. Caveats: snapshots are stored in float16; a snapshot that
+lacks a trained parameter (one written by an older train.py, whose name filter dropped GPT-2's
+`attn.c_attn.bias`) keeps the final checkpoint's value for it, and the result lists such names
+in `notes`.
 """
 
 from __future__ import annotations
@@ -85,10 +86,14 @@ class EntropyCollapse(Result):
                 fig.add_scatter(
                     x=part.spectral_norm, y=part.entropy, mode="lines+markers",
                     name=f"L{layer}H{head}", text=part.checkpoint,
+                    marker={"size": np.linspace(5, 12, len(part))},  # grows with training
                     hovertemplate=f"L{layer}H{head} %{{text}}: norm %{{x:.3f}}, "
                     "entropy %{y:.3f}<extra></extra>",
                 )  # fmt: skip
-            title = f"{self.model_name}: entropy vs QK spectral norm across training"
+            title = (
+                f"{self.model_name}: entropy vs QK spectral norm across training"
+                " (markers grow with the step)"
+            )
         else:
             raise ValueError(
                 f"kind: unknown plot kind {kind!r}; choose 'scatter' or 'trajectories'"

@@ -3,8 +3,11 @@ final model, entropies match a naive float64 computation from hook_pattern."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 from analysis._anatomy_data import natural_texts
 from analysis.entropy_collapse import EntropyCollapse, entropy_collapse_view
@@ -57,3 +60,22 @@ def test_round_trip_and_plots(collapse, zoo_model):
     assert set(only_final.to_frame().checkpoint) == {"final"}
     with pytest.raises(ValueError, match="kind"):
         collapse.plot("pie")
+
+
+def test_tiny_ioi_snapshots_carry_their_own_qkv_biases(zoo_model):
+    from safetensors.torch import load_file
+
+    model = zoo_model("tiny-ioi")
+    folder = Path(model.path)
+    first = load_file(str(sorted((folder / "history").glob("step-*.safetensors"))[0]))
+    final = load_file(str(folder / "model.safetensors"))
+    name = "transformer.h.0.attn.c_attn.bias"
+    assert name in first  # the QKV bias is stored and differs from the trained one
+    assert not torch.equal(first[name].float(), final[name].half().float())
+    view = entropy_collapse_view(model)
+    assert view.notes == []  # nothing was borrowed from the final checkpoint
+    table = view.to_frame()
+    last = table[table.checkpoint == "step 3000"].reset_index(drop=True)
+    final = table[table.checkpoint == "final"].reset_index(drop=True)
+    np.testing.assert_allclose(last.spectral_norm, final.spectral_norm, rtol=5e-3)
+    np.testing.assert_allclose(last.entropy, final.entropy, atol=5e-3)
