@@ -34,6 +34,9 @@ def test_short_ioi_training_is_seeded_and_reproducible(tmp_path, one_thread):
     card = json.loads((tmp_path / "a" / "card.json").read_text())
     assert card["training"]["steps"] == 15 and card["recipe"]["steps"] == 15
     assert card["history"] == ["step-000015.safetensors"]
+    snapshot = load_file(str(tmp_path / "a" / "history" / "step-000015.safetensors"))
+    for key in weights_a:  # every trained weight, QKV biases included, in float16
+        assert torch.equal(snapshot[key], weights_a[key].half()), key
     assert load_model(tmp_path / "a").n_layers == 2
 
 
