@@ -136,8 +136,9 @@ class Circuit(Result):
 
         One column per graph stage (input, each layer's heads, its MLP, output), heads in
         index order top to bottom; labels sit in boxes above their node, edges that skip
-        columns are drawn as arcs, and hovering an edge's midpoint shows its full label and
-        score. The default height grows with the tallest column (`kwargs` override it).
+        columns are drawn as arcs, and hovering an edge (drawn through its midpoint, since a
+        line hovers only at its points) shows its full label and score. The default height
+        grows with the tallest column (`kwargs` override it).
         """
         import plotly.graph_objects as go
 
@@ -148,7 +149,6 @@ class Circuit(Result):
         pos = _node_positions(set(frame.upstream) | set(frame.downstream))
         biggest = float(frame.abs_score.max()) if len(frame) else 1.0
         fig = go.Figure()
-        mid_x, mid_y, mid_text = [], [], []
         for row in frame.itertuples():
             xs, ys = _edge_path(pos[row.upstream], pos[row.downstream])
             text = f"{row.edge}<br>score {row.score:.4g} (rank {row.rank})"
@@ -167,20 +167,6 @@ class Circuit(Result):
                     showlegend=False,
                 )
             )
-            mid_x.append(xs[len(xs) // 2])
-            mid_y.append(ys[len(ys) // 2])
-            mid_text.append(text)
-        fig.add_trace(  # invisible midpoints: a line only hovers at its points
-            go.Scatter(
-                x=mid_x,
-                y=mid_y,
-                mode="markers",
-                marker={"size": 10, "opacity": 0},
-                hovertext=mid_text,
-                hoverinfo="text",
-                showlegend=False,
-            )
-        )
         nodes = list(pos)
         degree = {n: 0 for n in nodes}
         mass = {n: 0.0 for n in nodes}
@@ -242,8 +228,8 @@ def _edge_path(start: tuple[float, float], end: tuple[float, float], n: int = 17
     away from the centre line) when it skips columns, so it misses the nodes in between."""
     (x0, y0), (x1, y1) = start, end
     skipped = max(0.0, abs(x1 - x0) - 1)
-    if not skipped:
-        return [x0, x1], [y0, y1]
+    if not skipped:  # the midpoint too: a line trace only hovers at its points
+        return [x0, (x0 + x1) / 2, x1], [y0, (y0 + y1) / 2, y1]
     side = 1.0 if (y0 + y1) >= 0 else -1.0
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + side * (0.6 + 0.25 * skipped)
     ts = [i / (n - 1) for i in range(n)]
