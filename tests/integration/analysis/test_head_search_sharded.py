@@ -36,7 +36,8 @@ def test_candidate_shards_give_the_unsharded_search_exactly(search):
 
 
 def test_the_shard_function_pickles_for_ray(search):
-    cloudpickle = pytest.importorskip("ray.cloudpickle")
+    cloudpickle = pytest.importorskip("cloudpickle")  # what Ray pickles with; not `ray.` here:
+    # importing Ray early would fix its auth mode before the cluster fixture sets it
     model, objective, select, _ = search
     shard_fn = functools.partial(candidate_scores, hunter=HeadHunter(), objective=objective,
                                  select=select, chosen=((1, 2),))  # fmt: skip

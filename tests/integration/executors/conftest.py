@@ -2,7 +2,7 @@
 
 `ray_cluster` starts a fresh local cluster per test module (`ray start --head` plus a second
 node joining by address, one CPU each, bound to 127.0.0.1, usage stats off, a private auth
-token) and yields its address. Teardown kills exactly the processes of this cluster (those whose
+token, the same for every module) and yields its address. Teardown kills exactly the processes of this cluster (those whose
 command line names its private temp dir, and their children), never other Ray processes.
 """
 
@@ -22,6 +22,9 @@ from pathlib import Path
 import pytest
 
 RAY = str(Path(sys.executable).with_name("ray"))
+# One token per test process: Ray keeps the token it first read, so every module's cluster
+# must use the same one for the driver to connect to it.
+AUTH_TOKEN = secrets.token_hex(16)
 
 
 def _free_port() -> int:
@@ -62,7 +65,7 @@ def _stop_cluster(temp_dir: str) -> None:
 def ray_cluster():
     """The address of a fresh two-node cluster; the driver environment is set to reach it."""
     env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN": secrets.token_hex(16), "OMP_NUM_THREADS": "1"}  # fmt: skip
+           "RAY_AUTH_TOKEN": AUTH_TOKEN, "OMP_NUM_THREADS": "1"}  # fmt: skip
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # before Ray is imported: it reads RAY_AUTH_MODE once, at import
     pytest.importorskip("ray", reason="the ray extra is not installed (pip install .[ray])")
