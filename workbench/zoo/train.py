@@ -192,9 +192,7 @@ def _snapshot_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """
     buffers = {name for name, _ in model.named_buffers()}
     return {
-        k: v.detach().half().contiguous()
-        for k, v in model.state_dict().items()
-        if k not in buffers
+        k: v.detach().half().contiguous() for k, v in model.state_dict().items() if k not in buffers
     }
 
 

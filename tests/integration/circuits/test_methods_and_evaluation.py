@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -21,6 +18,7 @@ from circuits import (
     roc_auc,
     trace,
 )
+from tests.cli_helpers import run_cli
 
 
 def test_faithfulness_of_full_and_empty_circuits(ioi):
@@ -85,16 +83,6 @@ def test_minilm_node_and_frozen_ln_edge_patching(zoo_model):
     assert scores.isfinite().all() and (scores != 0).any()
     with pytest.raises(ValueError, match="kl"):
         acdc(model, task, distance="kl")
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
-    )
 
 
 @pytest.mark.slow
