@@ -31,3 +31,31 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="store folder (default: $WORKBENCH_STORE or the user data directory)",
     )
+
+
+def add_save_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--save` (store the result as a run) and `--store`, for commands that produce a result."""
+    parser.add_argument("--save", action="store_true", help="store the result in the run store")
+    add_store_argument(parser)
+
+
+def save_if_asked(
+    args: argparse.Namespace, payload: dict, result: Any, *, kind: str, config: dict | None = None
+) -> None:
+    """With `--save`, store `result` as a run of `kind` and add its `run_id` to `payload`.
+    `config` defaults to the result's own `config`."""
+    if not args.save:
+        return
+    from workbench.store import RunStore
+
+    payload["run_id"] = RunStore(args.store).save(
+        result,
+        kind=kind,
+        model=result.model_name,
+        config=result.config if config is None else config,
+    )
+
+
+def saved_line(payload: dict) -> list[str]:
+    """The text-mode line naming the stored run, when there is one."""
+    return [f"saved as run {payload['run_id']}"] if "run_id" in payload else []

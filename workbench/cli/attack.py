@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.cli._common import UsageError, add_store_argument, emit
+from workbench.cli._common import UsageError, add_save_arguments, emit, save_if_asked, saved_line
 from workbench.cli._executor import add_executor_arguments, executor_options
 
 OBJECTIVES = ("flip", "raise_loss", "dissipation", "embedding")
@@ -35,8 +35,7 @@ def _text(payload: dict[str, Any]) -> str:
         lines.append(
             f"targeted heads' entropy moved {payload['entropy_progress']:.2f} of the way to uniform"
         )
-    if "run_id" in payload:
-        lines.append(f"saved as run {payload['run_id']}")
+    lines += saved_line(payload)
     return "\n".join(lines)
 
 
@@ -84,12 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "prompts": result.prompts.to_dict(orient="records"),
         "head_stats": result.head_stats.to_dict(orient="records"),
     }
-    if args.save:
-        from workbench.store import RunStore
-
-        payload["run_id"] = RunStore(args.store).save(
-            result, kind="attack", model=result.model_name, config=result.config
-        )
+    save_if_asked(args, payload, result, kind="attack")
     emit(payload, as_json=args.json, text=_text)
     return 0
 
@@ -120,7 +114,6 @@ def register(sub, json_flag) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0, help="seed of the candidate sampling")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--save", action="store_true", help="store the result in the run store")
     add_executor_arguments(p, unit="prompts")
-    add_store_argument(p)
+    add_save_arguments(p)
     p.set_defaults(func=run)

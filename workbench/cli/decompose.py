@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.cli._common import UsageError, add_store_argument, emit
+from workbench.cli._common import UsageError, add_save_arguments, emit, save_if_asked, saved_line
 
 
 def _text(payload: dict[str, Any]) -> str:
@@ -31,8 +31,7 @@ def _text(payload: dict[str, Any]) -> str:
         if rows:
             parts = ", ".join(f"{r['source']} {r['contribution']:.3g}" for r in rows)
             lines.append(f"upstream ({side} side): {parts}")
-    if "run_id" in payload:
-        lines.append(f"saved as run {payload['run_id']}")
+    lines += saved_line(payload)
     return "\n".join(lines)
 
 
@@ -53,13 +52,8 @@ def run(args: argparse.Namespace) -> int:
             side: upstream.top(side, args.upstream, kind=None).to_dict(orient="records")
             for side in ("query", "key")
         }
-    if args.save:
-        from workbench.store import RunStore
-
-        config = {k: getattr(args, k) for k in ("prompt", "layer", "head", "query", "key", "share")}
-        payload["run_id"] = RunStore(args.store).save(
-            result, kind="score_decomposition", model=result.model_name, config=config
-        )
+    config = {k: getattr(args, k) for k in ("prompt", "layer", "head", "query", "key", "share")}
+    save_if_asked(args, payload, result, kind="score_decomposition", config=config)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
@@ -78,6 +72,5 @@ def register(sub, json_flag) -> None:
     p.add_argument("key", type=int, help="key token position")
     p.add_argument("--share", type=float, default=0.7, help="share of the score to reach")
     p.add_argument("--upstream", type=int, default=5, help="top upstream sources per side")
-    p.add_argument("--save", action="store_true", help="store the result in the run store")
-    add_store_argument(p)
+    add_save_arguments(p)
     p.set_defaults(func=run)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.cli._common import UsageError, add_store_argument, emit
+from workbench.cli._common import UsageError, add_save_arguments, emit, save_if_asked, saved_line
 
 
 def _text(payload: dict[str, Any]) -> str:
@@ -24,8 +24,7 @@ def _text(payload: dict[str, Any]) -> str:
         lines.append(
             f"{mark} {step['step']:>3} {step['token_str']!r:<16} shift {step['shift_chosen']:+.3f}"
         )
-    if "run_id" in payload:
-        lines.append(f"saved as run {payload['run_id']}")
+    lines += saved_line(payload)
     return "\n".join(lines)
 
 
@@ -64,13 +63,8 @@ def run(args: argparse.Namespace) -> int:
         "n_changed": result.n_changed,
         "steps": result.to_frame().to_dict(orient="records"),
     }
-    if args.save:
-        from workbench.store import RunStore
-
-        config = {k: payload[k] for k in ("heads", "method", "u", "w", "alpha")}
-        payload["run_id"] = RunStore(args.store).save(
-            result, kind="guidance", model=result.model_name, config=config
-        )
+    config = {k: payload[k] for k in ("heads", "method", "u", "w", "alpha")}
+    save_if_asked(args, payload, result, kind="guidance", config=config)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
@@ -94,6 +88,5 @@ def register(sub, json_flag) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--save", action="store_true", help="store the result in the run store")
-    add_store_argument(p)
+    add_save_arguments(p)
     p.set_defaults(func=run)

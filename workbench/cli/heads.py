@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.cli._common import add_store_argument, emit
+from workbench.cli._common import add_save_arguments, emit, save_if_asked, saved_line
 
 
 def _text(payload: dict[str, Any]) -> str:
@@ -24,8 +24,7 @@ def _text(payload: dict[str, Any]) -> str:
         + ("n/a" if silhouette is None else f"{silhouette:.3f}"),
         frame.to_string(index=False, float_format="%.3f"),
     ]
-    if "run_id" in payload:
-        lines.append(f"saved as run {payload['run_id']}")
+    lines += saved_line(payload)
     return "\n".join(lines)
 
 
@@ -43,12 +42,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     payload = result.summary()
-    if args.save:
-        from workbench.store import RunStore
-
-        payload["run_id"] = RunStore(args.store).save(
-            result, kind="head_taxonomy", model=result.model_name, config=result.config
-        )
+    save_if_asked(args, payload, result, kind="head_taxonomy")
     emit(payload, as_json=args.json, text=_text)
     return 0
 
@@ -65,6 +59,5 @@ def register(sub, json_flag) -> None:
     p.add_argument("--clusters", type=int, default=4, help="number of clusters (default 4)")
     p.add_argument("--threshold", type=float, default=0.4, help="score needed for a label")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save", action="store_true", help="store the result in the run store")
-    add_store_argument(p)
+    add_save_arguments(p)
     p.set_defaults(func=run)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.cli._common import UsageError, add_store_argument, emit
+from workbench.cli._common import UsageError, add_save_arguments, emit, save_if_asked, saved_line
 
 
 def _stats_argument(text: str | None) -> list[str] | None:
@@ -30,8 +30,7 @@ def _text(payload: dict[str, Any]) -> str:
     lines.append(pd.DataFrame(payload["per_head"]).to_string(index=False, float_format="%.4g"))
     if "per_query" in payload:
         lines.append(pd.DataFrame(payload["per_query"]).to_string(index=False, float_format="%.4g"))
-    if "run_id" in payload:
-        lines.append(f"saved as run {payload['run_id']}")
+    lines += saved_line(payload)
     return "\n".join(lines)
 
 
@@ -58,12 +57,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.per_query:
         payload["per_query"] = result.to_frame().to_dict(orient="records")
-    if args.save:
-        from workbench.store import RunStore
-
-        payload["run_id"] = RunStore(args.store).save(
-            result, kind="attention_stats", model=result.model_name, config=result.config
-        )
+    save_if_asked(args, payload, result, kind="attention_stats")
     emit(payload, as_json=args.json, text=_text)
     return 0
 
@@ -87,6 +81,5 @@ def register(sub, json_flag) -> None:
     p.add_argument("--per-query", action="store_true", help="also print the per-query table")
     p.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass")
     p.add_argument("--sink-tokens", type=int, default=1, help="sink = mass on the first N keys")
-    p.add_argument("--save", action="store_true", help="store the result in the run store")
-    add_store_argument(p)
+    add_save_arguments(p)
     p.set_defaults(func=run)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.cli._common import add_store_argument, emit
+from workbench.cli._common import add_save_arguments, emit, save_if_asked, saved_line
 
 
 def _text(payload: dict[str, Any]) -> str:
@@ -32,8 +32,7 @@ def _text(payload: dict[str, Any]) -> str:
             lambda tokens: " ".join(tokens)
         )
         lines.append(top.to_string())
-    if "run_id" in payload:
-        lines.append(f"saved as run {payload['run_id']}")
+    lines += saved_line(payload)
     return "\n".join(lines)
 
 
@@ -46,13 +45,8 @@ def run(args: argparse.Namespace) -> int:
         model, args.layer, args.head, n_components=args.components, top_tokens=args.top_tokens
     )
     payload = {**result.summary(), "readouts": result.readouts.to_dict(orient="records")}
-    if args.save:
-        from workbench.store import RunStore
-
-        config = {"layer": args.layer, "head": args.head, "components": args.components}
-        payload["run_id"] = RunStore(args.store).save(
-            result, kind="head_svd", model=result.model_name, config=config
-        )
+    config = {"layer": args.layer, "head": args.head, "components": args.components}
+    save_if_asked(args, payload, result, kind="head_svd", config=config)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
@@ -66,6 +60,5 @@ def register(sub, json_flag) -> None:
     p.add_argument("head", type=int)
     p.add_argument("--components", type=int, default=3, help="directions read out (default 3)")
     p.add_argument("--top-tokens", type=int, default=8, help="tokens per direction and sign")
-    p.add_argument("--save", action="store_true", help="store the result in the run store")
-    add_store_argument(p)
+    add_save_arguments(p)
     p.set_defaults(func=run)
