@@ -32,36 +32,16 @@ import time
 import uuid
 from pathlib import Path
 
+from attention_stats_model import prompt_of_length  # same folder: run as a script
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 RESULTS = Path(__file__).resolve().parent / "results" / "dashboard.json"
 STATS = ["entropy", "sink", "max_prob", "mean_distance", "effective_keys"]
 
 
 def prompt_of(model, n_tokens: int) -> str:
-    """A natural-ish prompt that tokenises to exactly `n_tokens` (special tokens included)."""
-    words = [
-        "the",
-        "quick",
-        "brown",
-        "fox",
-        "jumps",
-        "over",
-        "the",
-        "lazy",
-        "dog",
-        "while",
-        "mary",
-        "and",
-        "john",
-        "walk",
-        "home",
-    ]
-    text = ""
-    for i in range(10 * n_tokens):
-        candidate = f"{text} {words[i % len(words)]}".strip()
-        if model.to_tokens(candidate).shape[1] > n_tokens:
-            break
-        text = candidate
+    """A prompt of exactly `n_tokens` tokens (special tokens included) for `model`."""
+    text = prompt_of_length(model, n_tokens)
     if model.to_tokens(text).shape[1] != n_tokens:
         raise RuntimeError(f"could not build a {n_tokens}-token prompt")
     return text
