@@ -4,8 +4,13 @@ A thin, explicit wrapper around a TransformerLens 4 `TransformerBridge`. It adds
 bridge leaves to the caller:
 
 - dimensions under stable names (`n_layers`, `n_heads`, `d_head`, `d_model`, `n_ctx`, ...);
-- tokenisation that refuses bad input (empty prompts, prompts longer than the context)
-  instead of silently truncating;
+- tokenisation that refuses bad input (empty prompts, prompts longer than the context, text
+  that is not valid Unicode, anything but `str` / a list of `str`) with a `ValueError` instead
+  of silently truncating or failing inside the tokenizer;
+- a character cap checked before tokenising: a prompt longer than `prompt_char_limit`
+  characters (`max(MAX_PROMPT_CHARS, CHARS_PER_TOKEN_BOUND * n_ctx)`, 200,000 characters for
+  every zoo model) is refused at once, so a 20 MB prompt costs milliseconds, not a
+  tokenisation of the whole text before the "longer than the context" error;
 - `run_with_cache(input, names=...)`, which caches only the hooks asked for;
 - `intervene(hooks)`, a context manager whose hooks are always removed on exit, also when the
   body raises, so a shared model never keeps stray hooks.
@@ -23,6 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+MAX_PROMPT_CHARS = 200_000
+"""Characters a prompt may have whatever the model (about 50,000 tokens of English): checked
+before tokenising. Models with a longer context get `CHARS_PER_TOKEN_BOUND * n_ctx`."""
+CHARS_PER_TOKEN_BOUND = 16
+"""Characters per token assumed for long-context models (English averages about 4)."""
 
 HookFn = Callable[..., torch.Tensor | None]
 HookSpec = Mapping[str, HookFn] | Iterable[tuple[str, HookFn]]
@@ -118,19 +129,53 @@ class Model:
         }
 
     # ------------------------------------------------------------------ tokens
+    @property
+    def prompt_char_limit(self) -> int:
+        """Longest prompt, in characters, that `to_tokens` will tokenise (checked first)."""
+        return max(MAX_PROMPT_CHARS, CHARS_PER_TOKEN_BOUND * self.n_ctx)
+
+    def check_prompts(self, text: Any) -> list[str]:
+        """`text` (one prompt or a list/tuple of prompts) as a list of prompts, or `ValueError`
+        naming the problem: not text, bytes, invalid Unicode, empty, or too many characters."""
+        if isinstance(text, str):
+            texts = [text]
+        elif isinstance(text, (bytes, bytearray, memoryview, Mapping)) or not isinstance(
+            text, Iterable
+        ):
+            raise ValueError(f"prompt: {_not_text(text)}")
+        else:
+            texts = list(text)
+        if not texts:
+            raise ValueError("prompt: got an empty list of prompts")
+        limit = self.prompt_char_limit
+        for i, t in enumerate(texts):
+            where = "" if isinstance(text, str) else f"item {i}: "
+            if not isinstance(t, str):
+                raise ValueError(f"prompt: {where}{_not_text(t, expected='a str')}")
+            if len(t) > limit:
+                raise ValueError(
+                    f"prompt: {where}{len(t):,} characters is more than the "
+                    f"{limit:,}-character limit for {self.name} (context {self.n_ctx} tokens)"
+                )
+            if not t.isascii():
+                try:
+                    t.encode("utf-8")
+                except UnicodeEncodeError as err:
+                    raise ValueError(
+                        f"prompt: {where}contains bytes that are not valid UTF-8 "
+                        f"(an unpaired surrogate at character {err.start})"
+                    ) from None
+            if not t.strip():
+                raise ValueError("prompt: empty prompt (nothing to tokenise)")
+        return texts
+
     def to_tokens(self, text: str | list[str], *, prepend_bos: bool | None = None) -> torch.Tensor:
         """Tokenise one prompt or a list of prompts -> `[batch, pos]` (right-padded).
 
-        Raises `ValueError` for an empty prompt or one longer than the model's context.
+        Raises `ValueError` for an empty prompt, one longer than the model's context, one
+        over `prompt_char_limit` characters (before tokenising), bytes or invalid Unicode.
         """
-        texts = [text] if isinstance(text, str) else list(text)
-        if not texts:
-            raise ValueError("prompt: got an empty list of prompts")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise ValueError(f"prompt: item {i} is {type(t).__name__}, expected str")
-            if not t.strip():
-                raise ValueError("prompt: empty prompt (nothing to tokenise)")
+        texts = self.check_prompts(text)
         tokens = self.bridge.to_tokens(
             texts, prepend_bos=prepend_bos, padding_side="right", truncate=False
         )  # [batch, pos]
@@ -143,8 +188,10 @@ class Model:
 
     def to_str_tokens(self, text_or_tokens: str | torch.Tensor) -> list[str]:
         """Token strings of one prompt (or a 1-D / `[1, pos]` token tensor)."""
-        if isinstance(text_or_tokens, str):
-            text_or_tokens = self.to_tokens(text_or_tokens)
+        if not isinstance(text_or_tokens, torch.Tensor):
+            if isinstance(text_or_tokens, (list, tuple)):
+                raise ValueError("prompt: to_str_tokens takes one prompt, got a list")
+            text_or_tokens = self.to_tokens(text_or_tokens)  # ValueError for non-text
         if text_or_tokens.dim() > 1 and text_or_tokens.shape[0] != 1:
             raise ValueError("tokens: to_str_tokens takes one prompt, got a batch")
         return list(self.bridge.to_str_tokens(text_or_tokens.reshape(-1)))
@@ -250,3 +297,14 @@ class Model:
         compare counts before and after an intervention)."""
         points = {id(hp): hp for hp in self.bridge.hook_dict.values()}
         return sum(len(hp.fwd_hooks) for hp in points.values())
+
+
+def _not_text(value: Any, *, expected: str = "a str or a list of str") -> str:
+    """Why `value` is not a prompt (bytes get the UTF-8 wording the CLI and dashboard show)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return "contains bytes that are not valid UTF-8"
+        return "got bytes, expected text (decode it as UTF-8 first)"
+    return f"expected {expected}, got {type(value).__name__}"

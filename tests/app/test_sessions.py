@@ -63,7 +63,7 @@ def test_eight_sessions_see_only_their_own_results(app, client):
     answer = post_callback(
         app,
         client,
-        ["circuits-counts.children"],
+        ["circuits-counts.children", "circuits-error.children"],
         {"circuits-threshold.drag_value": 0, "circuits-graph.figure": None},
         {"session-id.data": sessions[1]},
     )
@@ -86,7 +86,16 @@ def test_app_command_passes_trust_remote_code_only_when_asked(monkeypatch):
     monkeypatch.setattr("workbench.ui.serve", lambda **kw: calls.append(kw))
     assert main(["app", "--port", "8123"]) == 0
     assert main(["app", "--trust-remote-code", "--host", "0.0.0.0"]) == 0
-    assert calls[0] == {"host": "127.0.0.1", "port": 8123, "trust_remote_code": False}
+    assert main(["app", "--allow-host", "box.lan", "--allow-host", "10.0.0.7"]) == 0
+    assert calls[0] == {
+        "host": "127.0.0.1",
+        "port": 8123,
+        "trust_remote_code": False,
+        "allowed_hosts": [],
+    }
     assert calls[1]["trust_remote_code"] is True and calls[1]["host"] == "0.0.0.0"
+    assert calls[2]["allowed_hosts"] == ["box.lan", "10.0.0.7"]
     assert main(["app", "--port", "0"]) == 2
+    assert main(["app", "--allow-host", "evil host"]) == 2
+    assert len(calls) == 3
     assert state.trust_remote_code() is False  # nothing was served, nothing configured

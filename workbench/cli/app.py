@@ -1,7 +1,8 @@
 """`workbench app`: serve the dashboard (127.0.0.1:8050 unless told otherwise).
 
 Checkpoints never run their own code unless `--trust-remote-code` is given here; the browser
-cannot turn it on.
+cannot turn it on. Requests are answered only when their Host header names 127.0.0.1,
+localhost, [::1], the `--host` served on, or an `--allow-host` name (against DNS rebinding).
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ from workbench.cli._common import UsageError
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise UsageError(f"--port: {args.port} is not a valid port (1-65535)")
-    from workbench.ui import serve
+    from workbench.ui import request_guard, serve
 
-    serve(host=args.host, port=args.port, trust_remote_code=args.trust_remote_code)
+    try:
+        request_guard.allowed_hosts([args.host, *args.allow_host])
+    except ValueError as err:
+        raise UsageError(f"--host/--allow-host: {err}") from None
+    serve(
+        host=args.host,
+        port=args.port,
+        trust_remote_code=args.trust_remote_code,
+        allowed_hosts=list(args.allow_host),
+    )
     return 0
 
 
@@ -24,6 +34,14 @@ def register(sub, json_flag) -> None:
     app = sub.add_parser("app", help="serve the dashboard")
     app.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     app.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    app.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests addressed to this host name (repeatable; "
+        "127.0.0.1, localhost, [::1] and --host are always answered)",
+    )
     app.add_argument(
         "--trust-remote-code",
         action="store_true",

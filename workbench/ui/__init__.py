@@ -2,7 +2,8 @@
 
 `create_app()` builds the multi-page app (pages in `workbench.ui.pages`, one module each);
 `serve()` runs it on http://127.0.0.1:8050. Loaded models are kept server-side in
-`workbench.ui.state`. `workbench.ui.figures` draws attention patterns with plotly alone, so
+`workbench.ui.state` (bounded caches); every request first passes
+`workbench.ui.request_guard` (Host allowlist, body cap). `workbench.ui.figures` draws attention patterns with plotly alone, so
 the command line can import it without dash: the app names here are imported lazily.
 """
 

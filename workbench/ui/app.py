@@ -10,7 +10,10 @@ keying server-side results), the shared selection (`workbench.ui.selection`, mir
 URL) and the background-job manager (`workbench.ui.jobs`).
 
 `serve()` runs the development server on 127.0.0.1:8050. The dashboard has no
-authentication, so it warns when asked to listen on a non-loopback address.
+authentication, so it warns when asked to listen on a non-loopback address. Every request
+first passes `workbench.ui.request_guard`: a Host allowlist (127.0.0.1, localhost, [::1], the
+`--host` served on and any `allowed_hosts`; others get 421, against DNS rebinding) and a body
+cap (`MAX_BODY_BYTES`, 4 MiB; larger bodies get 413).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from __future__ import annotations
 import ipaddress
 import sys
 import uuid
+from collections.abc import Iterable
 
 import dash
 import dash_mantine_components as dmc
 from dash import Dash, dcc
 
-from workbench.ui import jobs, selection, state
+from workbench.ui import jobs, request_guard, selection, state
 from workbench.ui.pages import PAGES
 from workbench.zoo import ZOO
 
@@ -35,6 +39,8 @@ def create_app(
     preload: list[str] | None = None,
     store: str | None = None,
     jobs_folder: str | None = None,
+    allowed_hosts: Iterable[str] = (),
+    max_body_bytes: int = request_guard.MAX_BODY_BYTES,
 ) -> Dash:
     """The dashboard app.
 
@@ -42,7 +48,14 @@ def create_app(
         preload: models to load now (default: every trained zoo model).
         store: run-store folder (default: `$WORKBENCH_STORE` or the user data folder).
         jobs_folder: where background jobs keep their state (default: a temporary folder).
+        allowed_hosts: Host names answered besides 127.0.0.1, localhost and [::1] (with or
+            without a port); requests naming any other host get 421.
+        max_body_bytes: the largest request body accepted (larger ones get 413).
+
+    Raises:
+        ValueError: an `allowed_hosts` entry that is not a host name or IP address.
     """
+    hosts = request_guard.allowed_hosts(allowed_hosts)
     if preload is None:
         preload = [name for name, entry in ZOO.items() if entry.is_available()]
     state.configure(store=store)
@@ -60,6 +73,7 @@ def create_app(
         dash.register_page(page.__name__, layout=page.layout, **page.PAGE)
         if hasattr(page, "register_callbacks"):
             page.register_callbacks(app)
+    request_guard.install(app.server, hosts, max_body_bytes=max_body_bytes)
     selection.register_url_sync(app, {_nav_id(page): page.PAGE["path"] for page in PAGES})
     app.layout = _shell
     return app
@@ -110,21 +124,31 @@ def serve(
     debug: bool = False,
     *,
     trust_remote_code: bool = False,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
     """Build the app and serve it at http://host:port until interrupted.
 
     `trust_remote_code` lets local or hub checkpoints run their own code (off by default;
-    only the command line can turn it on).
+    only the command line can turn it on). Requests are answered when their Host is a
+    loopback name, `host` itself or one of `allowed_hosts`.
     """
+    extra = [host, *allowed_hosts]
+    request_guard.allowed_hosts(extra)  # ValueError for a bad name, before anything starts
     if not is_loopback(host):
         print(
             f"warning: serving the dashboard on {host}, reachable from other machines; "
             "it has no authentication. Use 127.0.0.1 unless you mean it.",
             file=sys.stderr,
         )
+    if host in ("0.0.0.0", "::") and not allowed_hosts:
+        print(
+            f"warning: {host} is not a name browsers use; only requests to 127.0.0.1, "
+            "localhost or [::1] are answered (add names with --allow-host).",
+            file=sys.stderr,
+        )
     state.configure(trust_remote_code=trust_remote_code)
     from workbench.export import start_server
 
     start_server()  # one kaleido (headless chromium) for every export
-    app = create_app()
+    app = create_app(allowed_hosts=extra)
     app.run(host=host, port=port, debug=debug)

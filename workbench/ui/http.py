@@ -37,8 +37,10 @@ def post_callback(
     state: dict[str, Any] | None = None,
     *,
     changed: list[str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """POST one callback invocation; raises `RuntimeError` with the body on a non-200 answer."""
+    """POST one callback invocation (with extra `headers`, e.g. a `Host`); raises
+    `RuntimeError` with the status and body on a non-200 answer."""
     output = _callback_key(app, outputs)
     parts = output.strip(".").split("...") if output.startswith("..") else [output]
     specs = [_split(p) for p in parts]
@@ -50,7 +52,7 @@ def post_callback(
         "state": [{**_split(k), "value": v} for k, v in (state or {}).items()],
         "changedPropIds": changed if changed is not None else list(inputs)[:1],
     }
-    answer = client.post("/_dash-update-component", json=body)
+    answer = client.post("/_dash-update-component", json=body, headers=headers or {})
     if answer.status_code != 200:
         raise RuntimeError(f"callback {output}: HTTP {answer.status_code}: {answer.data[:300]!r}")
     return json.loads(answer.data)

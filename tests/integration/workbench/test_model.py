@@ -127,3 +127,18 @@ def test_minilm_hidden_state_matches_huggingface_bert(zoo_model):
         ref = bert(input_ids=tokens, attention_mask=mask).last_hidden_state
     real = mask.bool()
     torch.testing.assert_close(ours[real], ref[real], rtol=0, atol=2e-5)
+
+
+def test_tuples_and_generators_of_prompts_tokenise_like_lists(model):
+    prompts = [PROMPT, "a shorter prompt"]
+    expected = model.to_tokens(prompts)
+    assert torch.equal(model.to_tokens(tuple(prompts)), expected)
+    assert torch.equal(model.to_tokens(p for p in prompts), expected)
+
+
+def test_the_character_cap_is_generous_relative_to_the_context(model):
+    from workbench.model import CHARS_PER_TOKEN_BOUND, MAX_PROMPT_CHARS
+
+    assert model.prompt_char_limit == max(MAX_PROMPT_CHARS, CHARS_PER_TOKEN_BOUND * model.n_ctx)
+    with pytest.raises(ValueError, match=r"is more than the [\d,]+-character limit"):
+        model.to_tokens("x" * (model.prompt_char_limit + 1))
