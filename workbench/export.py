@@ -11,7 +11,13 @@ CDN is contacted and every export after the first costs about 0.2 s instead of 2
 
 Caveats:
 - kaleido ignores the figure's own size; `width`/`height` default to the figure's layout size,
-  else 900 x 600 pixels.
+  else 900 x 600 pixels. Either side above `MAX_SIDE` (4000 px) is refused (`ValueError`):
+  a huge page holds the one kaleido server for seconds and can come back broken.
+- Nothing outside the figure is fetched: a figure that points at an image, map style or
+  GeoJSON by address (`layout.images[].source`, an image trace's `source`, map layers and
+  styles, a `geojson` string; templates included) is refused with a `ValueError` naming the
+  field, unless the reference is an inline `data:` URI. `http://127.0.0.1:...` or
+  `file:///...` would otherwise be fetched or read by the exporting process.
 - The kaleido server is a thread of the process that started it. A forked child (a Dash
   background callback) cannot use its parent's server, so it renders with a one-shot kaleido
   (slow: a fresh chromium per call).
@@ -43,6 +49,8 @@ MIME_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 DEFAULT_SIZE = (900, 600)
+MAX_SIDE = 4000
+_SCHEME = re.compile(r"^\s*[A-Za-z][A-Za-z0-9+.-]*:")
 MAX_NAME_LENGTH = 120
 
 _server_lock = threading.Lock()
@@ -78,12 +86,61 @@ def _render_static(fig: go.Figure, fmt: str, width: int, height: int) -> bytes:
 
 def _size(fig: go.Figure, width: int | None, height: int | None) -> tuple[int, int]:
     for name, value in (("width", width), ("height", height)):
-        if value is not None and not (isinstance(value, int) and 10 <= value <= 10_000):
-            raise ValueError(f"{name}: {value!r} is not a size in pixels (10-10000)")
-    return (
+        if value is not None and not (
+            isinstance(value, int) and not isinstance(value, bool) and 10 <= value <= MAX_SIDE
+        ):
+            raise ValueError(f"{name}: {value!r} is not a size in pixels (10-{MAX_SIDE})")
+    size = (
         width or fig.layout.width or DEFAULT_SIZE[0],
         height or fig.layout.height or DEFAULT_SIZE[1],
     )
+    for name, value in zip(("width", "height"), size, strict=True):
+        if not 10 <= value <= MAX_SIDE:
+            raise ValueError(f"layout.{name}: {value!r} is not a size in pixels (10-{MAX_SIDE})")
+    return int(size[0]), int(size[1])
+
+
+def _points_outside(key: str, value: Any) -> bool:
+    """True when a `source` / `geojson` / `style` value names something outside the figure."""
+    if isinstance(value, list | tuple):
+        return any(_points_outside(key, v) for v in value)
+    if not isinstance(value, str):
+        return False
+    if key == "source":
+        return not value.strip().lower().startswith("data:")
+    if key == "geojson":
+        return True
+    return bool(_SCHEME.match(value)) or "/" in value  # a map style by address
+
+
+def external_references(spec: Any, where: str = "") -> list[str]:
+    """Where a figure's JSON (`fig.to_plotly_json()`) points at something outside itself.
+
+    Checked fields: every `source` (layout images, image traces, map layers) that is not a
+    `data:` URI, every `geojson` given as an address, and a map `style` given as an address.
+    Returns paths such as `layout.images[0].source`.
+    """
+    found: list[str] = []
+    if isinstance(spec, dict):
+        for key, value in spec.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key in ("source", "geojson", "style") and _points_outside(key, value):
+                found.append(path)
+            elif isinstance(value, dict | list | tuple):
+                found.extend(external_references(value, path))
+    elif isinstance(spec, list | tuple):
+        for i, value in enumerate(spec):
+            found.extend(external_references(value, f"{where}[{i}]"))
+    return found
+
+
+def _check_self_contained(fig: go.Figure) -> None:
+    found = external_references(fig.to_plotly_json())
+    if found:
+        raise ValueError(
+            f"{found[0]}: the figure points outside itself; only inline data: images are "
+            "exported, never an address or a file"
+        )
 
 
 def figure_bytes(
@@ -98,6 +155,7 @@ def figure_bytes(
     if not isinstance(fig, go.Figure):
         raise ValueError(f"fig: expected a plotly Figure, got {type(fig).__name__}")
     w, h = _size(fig, width, height)
+    _check_self_contained(fig)
     if fmt == "html":
         sized = go.Figure(fig).update_layout(width=w, height=h) if width or height else fig
         return sized.to_html(include_plotlyjs=True, full_html=True).encode("utf-8")
@@ -197,9 +255,11 @@ def figure_from_json(data: str | bytes | dict[str, Any]) -> go.Figure:
 
 __all__ = [
     "FIGURE_FORMATS",
+    "MAX_SIDE",
     "MIME_TYPES",
     "TABLE_FORMATS",
     "export",
+    "external_references",
     "figure_bytes",
     "figure_from_json",
     "safe_export_path",

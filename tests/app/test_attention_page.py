@@ -31,7 +31,9 @@ def test_heatmap_and_pattern_hold_the_librarys_numbers(duo, zoo_model, screensho
     open_page(duo, layer=1, head=2)
     model = zoo_model("tiny-ioi")
     expected = attention_stats(model, [PROMPT]).per_head()
-    heads = wait_for_figure(duo, "attention-heads", lambda f: len(f["data"][0]["z"]) == 2)
+    heads = wait_for_figure(
+        duo, "attention-heads", lambda f: f["data"] and len(f["data"][0].get("z") or []) == 2
+    )
     z = np.asarray(heads["data"][0]["z"], dtype=float)  # [layer, head]
     np.testing.assert_allclose(z.ravel(), expected["entropy"].to_numpy(), atol=1e-5)
 

@@ -52,7 +52,7 @@ def test_trace_in_the_background_then_prune_live(duo, screenshot_dir):
     stored = state.run_store().load_result(runs[0].run_id)
     assert isinstance(stored, Circuit) and stored.method == "eap"
     curve = state.run_store().load_table(runs[0].run_id, "faithfulness")
-    shown = wait_for_figure(duo, "circuits-curve", lambda f: f["data"][0].get("x"))
+    shown = wait_for_figure(duo, "circuits-curve", lambda f: f["data"] and f["data"][0].get("x"))
     np.testing.assert_allclose(shown["data"][0]["y"], curve["faithfulness"], atol=1e-9)
     roc = wait_for_figure(duo, "circuits-roc", lambda f: "AUC" in str(f["layout"]))
     assert f"{runs[0].config['roc_auc']:.3f}" in roc["layout"]["title"]["text"]

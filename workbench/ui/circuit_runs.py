@@ -4,7 +4,9 @@
 (`circuits.trace`), measures its faithfulness curve, optionally an exhaustive-patching
 reference and the ROC against it, and saves everything as one run in the store (result JSON
 plus `faithfulness` and `roc` tables). Only the run id travels back to the server.
-`load_run` reads it back; `curve_figure` / `roc_figure` draw the stored tables.
+`load_run(run_id, session=...)` reads it back, refusing a run that is not a circuit run this
+browser session started (a forged job answer cannot open another session's run);
+`curve_figure` / `roc_figure` draw the stored tables.
 
 Caveat: progress comes from the library's own tqdm bars (`jobs.tqdm_progress`), so stages
 without a bar (tracing with EAP) show only their stage label.
@@ -95,11 +97,16 @@ def trace_job(
     return run.run_id
 
 
-def load_run(run_id: str) -> dict[str, Any]:
-    """A stored circuit run: `circuit`, `curve`, `roc` (None without a reference), `auc`."""
+def load_run(run_id: str, *, session: str | None = None) -> dict[str, Any]:
+    """A stored circuit run: `circuit`, `curve`, `roc` (None without a reference), `auc`.
+
+    With `session`, only a circuit run started by that session (`ValueError` otherwise).
+    """
     import circuits  # noqa: F401 - registers the Circuit result type
 
     store = state.run_store()
+    if session is not None:
+        check_own_run(run_id, "circuit", session)
     info = store.get_run(run_id)
     return {
         "run_id": run_id,
@@ -110,6 +117,21 @@ def load_run(run_id: str) -> dict[str, Any]:
         "roc": store.load_table(run_id, "roc") if "roc" in info.tables else None,
         "auc": info.config.get("roc_auc"),
     }
+
+
+def check_own_run(run_id: Any, kind: str, session: str) -> str:
+    """`run_id` if it names a `kind` run this session started (`ValueError` otherwise, without
+    saying whether some other run of that id exists)."""
+    refusal = f"run: {str(run_id)[:80]!r} is not a {kind} run of this session"
+    if not isinstance(run_id, str):
+        raise ValueError(refusal)
+    try:
+        info = state.run_store().get_run(run_id)
+    except (KeyError, ValueError, OSError) as err:
+        raise ValueError(refusal) from err
+    if info.kind != kind or info.config.get(SESSION_KEY) != state.check_session(session):
+        raise ValueError(refusal)
+    return run_id
 
 
 def curve_figure(curve: pd.DataFrame | None) -> go.Figure | None:
@@ -145,4 +167,4 @@ def roc_figure(roc: pd.DataFrame | None, auc: float | None) -> go.Figure | None:
     return fig
 
 
-__all__ = ["curve_figure", "load_run", "roc_figure", "trace_job"]
+__all__ = ["check_own_run", "curve_figure", "load_run", "roc_figure", "trace_job"]

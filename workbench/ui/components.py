@@ -4,18 +4,27 @@
   `user_message(err)` turns an exception into that line (`ValueError`s carry their own
   message; anything else is logged server-side and shown as a short generic line).
 - `figure_card(graph_id, title)` + `register_figure_export(app, graph_id)`: a graph with
-  PNG / SVG / PDF / HTML buttons that download the figure as shown, through
-  `workbench.export` (one kaleido server) and `dcc.Download`.
+  PNG / SVG / PDF / HTML buttons that download the figure, through `workbench.export` (one
+  kaleido server) and `dcc.Download`.
+- `keep_figure(session, graph_id, fig, label=...)`: every callback that draws a figure card's
+  graph keeps that figure server-side for the session; the export renders ONLY that kept
+  figure, never the figure a browser sends (a client figure could point kaleido's chromium
+  at `http://127.0.0.1:...` or `file:///...`, or ask for a 20000 px page). With nothing
+  kept the card's alert says to compute the figure first.
 - `table_buttons(prefix)` + `register_table_export(app, prefix, frame_for)`: CSV / Parquet
-  downloads of a server-side table.
+  downloads of a server-side table; problems show in the buttons' own alert slot.
 
 Download names go through `workbench.export.safe_filename`, so nothing a browser sends can
 name a path outside the download.
+
+Caveat: the kept figures of a session live under one key of `workbench.ui.state`'s
+per-session results (`FIGURES_KEY`), so they are evicted with that session's other results.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -30,8 +39,13 @@ from workbench.export import (
     safe_filename,
     table_bytes,
 )
+from workbench.ui import state
+from workbench.ui.input_checks import choice
 
 log = logging.getLogger("workbench.ui")
+FIGURES_KEY = "figures"
+NOTHING_TO_EXPORT = "export: compute the figure first (nothing to export yet)"
+_figures_lock = threading.Lock()
 
 
 def user_message(err: BaseException) -> str:
@@ -84,7 +98,12 @@ def figure_card(graph_id: str, title: str, *, figure: go.Figure | None = None, *
         **graph_kwargs,
     )
     return dmc.Paper(
-        [header, graph, dcc.Download(id=f"{graph_id}-download")],
+        [
+            header,
+            html.Div(id=f"{graph_id}-export-message"),
+            graph,
+            dcc.Download(id=f"{graph_id}-download"),
+        ],
         id=f"{graph_id}-card",
         withBorder=True,
         p="sm",
@@ -92,36 +111,69 @@ def figure_card(graph_id: str, title: str, *, figure: go.Figure | None = None, *
     )
 
 
+def keep_figure(session: str, graph_id: str, fig: go.Figure | None, *, label: str = "") -> Any:
+    """Keep `fig` as what `graph_id`'s export buttons render for this session; returns `fig`.
+
+    `label` ends the download name (`graph_id_label.png`): the model, plus `L{l}H{h}` only
+    for figures of one head. `None` forgets the graph's figure (nothing to export). A
+    malformed session keeps nothing (the callback reports it).
+    """
+    try:
+        session = state.check_session(session)
+    except ValueError:
+        return fig
+    with _figures_lock:  # read-copy-write: two callbacks of one session may finish at once
+        kept = dict(state.get_result(session, FIGURES_KEY) or {})
+        if fig is None:
+            kept.pop(graph_id, None)
+        else:
+            kept[graph_id] = (fig.to_json(), label)
+        state.put_result(session, FIGURES_KEY, kept)
+    return fig
+
+
+def kept_figure(session: str, graph_id: str) -> tuple[go.Figure, str] | None:
+    """The figure and label kept for `graph_id` in this session, or None."""
+    import plotly.io as pio
+
+    found = (state.get_result(state.check_session(session), FIGURES_KEY) or {}).get(graph_id)
+    return None if found is None else (pio.from_json(found[0]), found[1])
+
+
+def _button_suffix(prefix: str) -> str:
+    """The format named by the pressed button's id (`prefix` + format); what a forged
+    request names instead is returned whole, for the format check to refuse."""
+    from dash import ctx
+
+    button = str(ctx.triggered_id or "")
+    return button.removeprefix(prefix) if button.startswith(prefix) else button
+
+
 def register_figure_export(app: Any, graph_id: str) -> None:
-    """PNG/SVG/PDF/HTML buttons of `figure_card(graph_id)` -> a download of the figure."""
+    """PNG/SVG/PDF/HTML buttons of `figure_card(graph_id)` -> a download of the figure this
+    session's callbacks kept (`keep_figure`); the figure in the browser is never read."""
 
     @app.callback(
         Output(f"{graph_id}-download", "data"),
+        Output(f"{graph_id}-export-message", "children"),
         [Input(f"{graph_id}-export-{fmt}", "n_clicks") for fmt in FIGURE_FORMATS],
-        State(graph_id, "figure"),
-        State("selection", "data"),
+        State("session-id", "data"),
         prevent_initial_call=True,
     )
     def export_figure(*args: Any) -> Any:
-        from dash import ctx
-
-        figure, selection = args[-2], args[-1] or {}
-        if not figure or not ctx.triggered_id:
-            return no_update
-        fmt = str(ctx.triggered_id).rsplit("-", 1)[-1]
-        parts = [graph_id, selection.get("model"), _head_tag(selection)]
-        name = safe_filename("_".join(str(p) for p in parts if p), fmt)
+        session = args[len(FIGURE_FORMATS)] if len(args) > len(FIGURE_FORMATS) else None
         try:
-            data = figure_bytes(go.Figure(figure), fmt)
+            fmt = choice(_button_suffix(f"{graph_id}-export-"), "format", FIGURE_FORMATS)
+            found = kept_figure(session, graph_id)
+            if found is None:
+                raise ValueError(NOTHING_TO_EXPORT)
+            figure, label = found
+            data = figure_bytes(figure, fmt)
         except Exception as err:  # noqa: BLE001 - the server must keep serving
-            log.warning("export of %s as %s failed: %s", graph_id, fmt, user_message(err))
-            return no_update
-        return dcc.send_bytes(data, filename=name)
-
-
-def _head_tag(selection: dict[str, Any]) -> str:
-    layer, head = selection.get("layer"), selection.get("head")
-    return f"L{layer}H{head}" if layer is not None and head is not None else ""
+            alert = error_alert(err, title="Cannot export", id=f"{graph_id}-export-alert")
+            return no_update, alert
+        name = safe_filename("_".join(p for p in (graph_id, label) if p), fmt)
+        return dcc.send_bytes(data, filename=name), None
 
 
 def table_buttons(prefix: str) -> Any:
@@ -135,7 +187,13 @@ def table_buttons(prefix: str) -> Any:
         )
         for fmt in TABLE_FORMATS
     ]
-    return html.Div([dmc.Group(buttons, gap=4), dcc.Download(id=f"{prefix}-table-download")])
+    return html.Div(
+        [
+            dmc.Group(buttons, gap=4),
+            html.Div(id=f"{prefix}-table-message"),
+            dcc.Download(id=f"{prefix}-table-download"),
+        ]
+    )
 
 
 def register_table_export(
@@ -146,27 +204,29 @@ def register_table_export(
     `frame_for` returns `(name, DataFrame)` or None when there is nothing to export.
     """
 
+    n_buttons = len(TABLE_FORMATS)
+
     @app.callback(
         Output(f"{prefix}-table-download", "data"),
+        Output(f"{prefix}-table-message", "children"),
         [Input(f"{prefix}-table-{fmt}", "n_clicks") for fmt in TABLE_FORMATS],
         State("session-id", "data"),
         *states,
         prevent_initial_call=True,
     )
     def export_table(*args: Any) -> Any:
-        from dash import ctx
-
-        fmt = str(ctx.triggered_id).rsplit("-", 1)[-1]
-        session, values = args[len(TABLE_FORMATS)], args[len(TABLE_FORMATS) + 1 :]
+        session, values = args[n_buttons], args[n_buttons + 1 : n_buttons + 1 + len(states)]
         try:
-            found = frame_for(session, *values)
-        except Exception as err:  # noqa: BLE001
-            log.warning("table export failed: %s", user_message(err))
-            return no_update
-        if found is None:
-            return no_update
-        name, frame = found
-        return dcc.send_bytes(table_bytes(frame, fmt), filename=safe_filename(name, fmt))
+            fmt = choice(_button_suffix(f"{prefix}-table-"), "format", TABLE_FORMATS)
+            found = frame_for(state.check_session(session), *values)
+            if found is None:
+                raise ValueError("export: this run has no table")
+            name, frame = found
+            data = table_bytes(frame, fmt)
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            alert = error_alert(err, title="Cannot export", id=f"{prefix}-table-alert")
+            return no_update, alert
+        return dcc.send_bytes(data, filename=safe_filename(name, fmt)), None
 
 
 def page_header(title: str, description: str) -> Any:
@@ -180,6 +240,8 @@ __all__ = [
     "error_alert",
     "figure_card",
     "info_alert",
+    "keep_figure",
+    "kept_figure",
     "page_header",
     "register_figure_export",
     "register_table_export",

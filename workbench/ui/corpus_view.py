@@ -7,6 +7,10 @@ histogram of the page's selected (layer, head), with the run's document and quer
 Figures come from the stored result's own `CorpusStats.plot` (never recomputed); the result is
 read once per browser session and kept server-side (`state.put_result`).
 
+Every input is checked (`workbench.ui.input_checks`): a run id that is not a complete
+corpus-stats run, an unknown statistic or aggregate, a layer/head outside the run's model ->
+the section's red alert. Drawn figures are kept for the exports (`keep_figure`).
+
 Caveats: runs are matched to the model by the name they were stored under (`tiny-ioi`, or the
 folder path exactly as given). A run written after the page opened appears after "Refresh".
 Ids are prefixed `attention-corpus-`.
@@ -17,14 +21,16 @@ from __future__ import annotations
 from typing import Any
 
 import dash_mantine_components as dmc
-from dash import Input, Output, State, html
+from dash import Input, Output, State, html, no_update
 
+from workbench.ui import input_checks as check
 from workbench.ui import selection, state
 from workbench.ui.components import (
     empty_figure,
     error_alert,
     figure_card,
     info_alert,
+    keep_figure,
     register_figure_export,
     register_table_export,
     table_buttons,
@@ -56,12 +62,15 @@ def load_corpus(session: str, run_id: str) -> Any:
     """The stored `CorpusStats` of `run_id`, read once per session (refuses other kinds)."""
     from analysis.corpus_stats import KIND
 
+    if not isinstance(run_id, str) or not run_id or len(run_id) > 200:
+        raise ValueError("run: choose a corpus-stats run")
     key = f"corpus|{run_id}"
     found = state.get_result(session, key)
     if found is None:
-        if not run_id:
-            raise ValueError("run: choose a corpus-stats run")
-        info = state.run_store().get_run(run_id)
+        try:
+            info = state.run_store().get_run(run_id)
+        except (KeyError, ValueError, OSError) as err:
+            raise ValueError(f"run: {run_id!r} is not a run in the store") from err
         if info.kind != KIND or info.status != "complete":
             raise ValueError(f"run: {run_id!r} is not a complete {KIND} run")
         found = state.run_store().load_result(run_id)
@@ -149,12 +158,17 @@ def register_callbacks(app: Any) -> None:
     @app.callback(
         Output("attention-corpus-run", "data"),
         Output("attention-corpus-run", "value"),
+        Output("attention-corpus-error", "children", allow_duplicate=True),
         Input("attention-query", "data"),
         Input("attention-corpus-refresh", "n_clicks"),
         State("attention-corpus-run", "value"),
+        prevent_initial_call="initial_duplicate",
     )
-    def list_runs(query: dict | None, _refresh: Any, current: str | None) -> Any:
-        model_name, _ = selection.model_and_prompt(query)
+    def list_runs(query: Any, _refresh: Any, current: Any) -> Any:
+        try:
+            model_name, _ = selection.model_and_prompt(query)
+        except ValueError as err:
+            return [], None, error_alert(err, id="attention-corpus-alert")
         runs = corpus_runs(model_name)
         options = [
             {
@@ -165,7 +179,8 @@ def register_callbacks(app: Any) -> None:
             for r in runs
         ]
         ids = [r.run_id for r in runs]
-        return options, current if current in ids else (ids[0] if ids else None)
+        chosen = current if isinstance(current, str) and current in ids else None
+        return options, chosen or (ids[0] if ids else None), no_update
 
     @app.callback(
         Output("attention-corpus-heads", "figure"),
@@ -183,21 +198,35 @@ def register_callbacks(app: Any) -> None:
     )
     def render(run_id, stat, aggregate, layer, head, query, session) -> Any:
         blank = empty_figure("no corpus run")
-        if not run_id:
-            model_name, _ = selection.model_and_prompt(query)
-            hint = info_alert(
-                f"No corpus-stats runs for {model_name} in the run store: run "
-                f"`workbench corpus-stats {model_name} --texts PATH`, then Refresh."
-            )
-            return blank, blank, "", hint, AGGREGATES
+        for graph in GRAPHS:
+            keep_figure(session, graph, None)
         try:
-            result = load_corpus(session, run_id)
+            model_name, _ = selection.model_and_prompt(query)
+            if not run_id:
+                hint = info_alert(
+                    f"No corpus-stats runs for {model_name} in the run store: run "
+                    f"`workbench corpus-stats {model_name} --texts PATH`, then Refresh."
+                )
+                return blank, blank, "", hint, AGGREGATES
+            result = load_corpus(state.check_session(session), run_id)
+            n_layers, n_heads = result.distance_hist.shape[:2]
+            stat = check.choice(stat, "statistic", STATISTICS)
+            aggregate = check.choice(aggregate, "aggregate", result.aggregates())
+            layer = check.whole(as_index(layer), "layer", n_layers)
+            head = check.whole(as_index(head), "head", n_heads)
             heads = result.plot(stat, aggregate=aggregate)
-            distance = result.plot("distance", layer=as_index(layer), head=as_index(head))
+            distance = result.plot("distance", layer=layer, head=head)
         except Exception as err:  # noqa: BLE001 - shown to the user
             alert = error_alert(err, id="attention-corpus-alert")
             return blank, blank, "", alert, AGGREGATES
-        height = max(300, 36 * result.distance_hist.shape[0] + 160)
+        height = max(300, 36 * n_layers + 160)
         heads.update_layout(height=height)
         distance.update_layout(height=height)
-        return heads, distance, counts_line(result), None, result.aggregates()
+        model = result.config.get("model", model_name)
+        return (
+            keep_figure(session, GRAPHS[0], heads, label=f"{model}_{run_id}"),
+            keep_figure(session, GRAPHS[1], distance, label=f"{model}_{run_id}_L{layer}H{head}"),
+            counts_line(result),
+            None,
+            result.aggregates(),
+        )

@@ -8,6 +8,8 @@ shared by copying the URL and the selection follows the user from page to page.
 
 Caveat: values are strings in the URL; `parse_query` turns them back into ints and drops
 what does not parse (a hand-edited `?layer=abc` is ignored rather than failing the page).
+A page's `<prefix>-query` store comes back from the browser with every callback, so
+`model_and_prompt` refuses (`ValueError`) a store that is not a dict of text.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ def parse_query(query: Mapping[str, Any]) -> dict[str, Any]:
     selection: dict[str, Any] = {}
     for key in KEYS:
         value = query.get(key)
-        if value is None or value == "":
+        if value is None or value == "" or not isinstance(value, str | int | float):
+            continue
+        if isinstance(value, bool):
             continue
         if key in INT_KEYS:
             try:
@@ -45,9 +49,22 @@ def parse_query(query: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def model_and_prompt(selection: Mapping[str, Any] | None) -> tuple[str, str]:
-    """The selected model and prompt, or the defaults (tiny-ioi on an IOI sentence)."""
-    selection = selection or {}
-    return selection.get("model", DEFAULT_MODEL), selection.get("prompt", DEFAULT_PROMPT)
+    """The selected model and prompt, or the defaults (tiny-ioi on an IOI sentence).
+
+    Raises `ValueError` when the selection (a page store sent back by the browser) is not a
+    mapping, or its model or prompt is not text of a sensible length.
+    """
+    if selection is None:
+        selection = {}
+    if not isinstance(selection, Mapping):
+        raise ValueError("selection: malformed page state (reload the page)")
+    model = selection.get("model", DEFAULT_MODEL)
+    prompt = selection.get("prompt", DEFAULT_PROMPT)
+    if not isinstance(model, str) or not model.strip() or len(model) > 4096:
+        raise ValueError("model: the selection names no model (choose one on the first page)")
+    if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"prompt: expected text of at most {MAX_PROMPT_CHARS} characters")
+    return model, prompt
 
 
 def clean(selection: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,8 +89,9 @@ def register_writer(app: Any, prefix: str, controls: Mapping[str, tuple[str, str
         prevent_initial_call="initial_duplicate",
     )
     def write_selection(*values: Any) -> dict[str, Any]:
-        selection = dict(values[-1] or {})
-        selection.update(zip(keys, values[:-1], strict=True))
+        opening = values[-1]
+        selection = dict(opening) if isinstance(opening, Mapping) else {}
+        selection.update(zip(keys, values[:-1], strict=False))  # a forged body may be short
         return clean(selection)
 
 

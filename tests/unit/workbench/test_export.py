@@ -89,3 +89,26 @@ def test_token_labels_show_whitespace_and_index():
     assert visible_token(" the") == "·the" and visible_token("\n\t") == "↵→"
     assert visible_token("") == "∅"
     assert token_labels(["<s>", " a", " a"]) == ["0:<s>", "1:·a", "2:·a"]
+
+
+def test_external_references_are_found_everywhere_plotly_fetches():
+    from workbench.export import external_references
+
+    fig = go.Figure(go.Image(source="data:image/png;base64,AAAA"))
+    fig.add_layout_image(source="https://example.org/a.png")
+    fig.update_layout(
+        font={"style": "italic"},
+        map={"style": "https://tiles.example/style.json", "layers": [{"source": ["http://t/{z}"]}]},
+    )
+    assert sorted(external_references(fig.to_plotly_json())) == [
+        "layout.images[0].source",
+        "layout.map.layers[0].source",
+        "layout.map.style",
+    ]
+
+
+def test_sizes_up_to_the_cap_are_accepted():
+    fig = go.Figure(layout={"width": 4000, "height": 10})
+    assert b"Plotly.newPlot" in figure_bytes(fig, "html")
+    with pytest.raises(ValueError, match=r"layout\.width: 4001"):
+        figure_bytes(go.Figure(layout={"width": 4001}), "html")

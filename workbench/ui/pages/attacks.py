@@ -9,7 +9,9 @@
 
 Prompts: the IOI task for decoders that handle it (`flip`, `raise_loss`, `dissipation`), the
 selected prompt for `embedding` (encoders) and for `dissipation` on other models.
-Ids are prefixed `attacks-`.
+Every input is checked (`workbench.ui.input_checks`) against the controls' own bounds; the
+job's run must be an attack run of this session; a bad value -> one red alert. Drawn
+figures are kept for the exports (`keep_figure`). Ids are prefixed `attacks-`.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from __future__ import annotations
 from typing import Any
 
 import dash_mantine_components as dmc
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 
+from workbench.ui import input_checks as check
 from workbench.ui import jobs, selection, state
+from workbench.ui.circuit_runs import check_own_run
 from workbench.ui.components import (
     empty_figure,
     error_alert,
     figure_card,
+    keep_figure,
     page_header,
     register_figure_export,
     user_message,
@@ -35,6 +40,14 @@ from workbench.ui.pages.runs import SESSION_KEY
 PAGE = {"path": "/attacks", "name": "Attacks", "title": "Attacks · Workbench", "order": 50}
 OBJECTIVES = ["flip", "raise_loss", "dissipation", "embedding"]
 GRAPHS = ("attacks-loss", "attacks-entropy", "attacks-before", "attacks-after")
+LIMITS = {
+    "weight": (0, 100),
+    "steps": (1, 1000),
+    "n_adv": (1, 32),
+    "n_prompts": (1, 64),
+    "seed": (0, 2**31),
+}
+COUNTS = {"steps": "steps", "n_adv": "adversarial tokens", "n_prompts": "prompts"}
 
 
 def _number(id: str, label: str, value: float, *, min: float = 1, max: float = 1000, **kw):
@@ -145,16 +158,23 @@ def register_callbacks(app: Any) -> None:
     )
     def run_attack(set_progress, _clicks, objective, heads, weight, steps, n_adv, n_prompts,
                    seed, query, session) -> Any:  # fmt: skip
-        model_name, prompt = selection.model_and_prompt(query)
         try:
-            chosen = parse_heads(heads) if heads else ()
+            model_name, prompt = selection.model_and_prompt(query)
+            options = {
+                "session": state.check_session(session),
+                "objective": check.choice(objective, "objective", OBJECTIVES),
+                "heads": parse_heads(heads) if heads else (),
+                "weight": check.number(weight or 0, "dissipation weight", *LIMITS["weight"]),
+                "seed": check.whole(seed or 0, "seed", LIMITS["seed"][1] + 1),
+            }
+            for name, value in (("steps", steps), ("n_adv", n_adv), ("n_prompts", n_prompts)):
+                low, high = LIMITS[name]
+                options[name] = check.whole(value, COUNTS[name], high + 1, low=low)
         except ValueError as err:
             return {"error": str(err)}
         return jobs.job_outcome(
-            attack_job, set_progress, session=session, model_name=model_name, prompt=prompt,
-            objective=objective, heads=chosen, weight=weight or 0, steps=steps,
-            n_adv=n_adv, n_prompts=n_prompts, seed=seed or 0,
-        )  # fmt: skip
+            attack_job, set_progress, model_name=model_name, prompt=prompt, **options
+        )
 
     @app.callback(
         Output("attacks-table", "children"),
@@ -171,30 +191,47 @@ def register_callbacks(app: Any) -> None:
         import analysis.attacks  # noqa: F401 - registers AttackResult
 
         blank = empty_figure("no attack yet")
+        for graph in GRAPHS:
+            keep_figure(session, graph, None)
         try:
-            if not job or "error" in job:
-                raise ValueError((job or {}).get("error", "the attack did not finish"))
-            result = state.run_store().load_result(job["run_id"])
+            session = state.check_session(session)
+            run_id = check_own_run(check.job_run_id(job, "attack"), "attack", session)
+            result = state.run_store().load_result(run_id)
             state.put_result(session, "attack", result)
         except Exception as err:  # noqa: BLE001
             return None, blank, blank, [], None, error_alert(err, id="attacks-alert")
-        entropy = result.plot("entropy") if result.heads else empty_figure("no heads targeted")
+        entropy = result.plot("entropy") if result.heads else None
         rows = [str(i) for i in result.prompts["index"]]
-        return outcomes_table(result.prompts), result.plot("loss"), entropy, rows, rows[0], None
+        return (
+            outcomes_table(result.prompts),
+            keep_figure(session, "attacks-loss", result.plot("loss"), label=result.model_name),
+            keep_figure(session, "attacks-entropy", entropy, label=result.model_name)
+            or empty_figure("no heads targeted"),
+            rows,
+            rows[0],
+            None,
+        )
 
     @app.callback(
         Output("attacks-before", "figure"),
         Output("attacks-after", "figure"),
+        Output("attacks-error", "children", allow_duplicate=True),
         Input("attacks-row", "value"),
         State("attacks-query", "data"),
         State("session-id", "data"),
         prevent_initial_call=True,
     )
     def show_patterns(row, query, session) -> Any:
-        result = state.get_result(session, "attack") if session else None
-        if result is None or row is None:
-            return empty_figure(), empty_figure()
-        record = result.prompts[result.prompts["index"].astype(str) == str(row)].iloc[0]
+        try:
+            session = state.check_session(session)
+            result = state.get_result(session, "attack")
+            if result is None or row is None:
+                return empty_figure(), empty_figure(), no_update
+            rows = [str(i) for i in result.prompts["index"]]
+            row = check.choice(row, "prompt", rows)
+        except ValueError as err:
+            return no_update, no_update, error_alert(err, id="attacks-alert")
+        record = result.prompts[result.prompts["index"].astype(str) == row].iloc[0]
         layer, head = result.heads[0] if result.heads else (0, 0)
         model_name = result.model_name
         original = str(record["text_after"]).replace(str(record["adversarial"]), "", 1).strip()
@@ -204,7 +241,10 @@ def register_callbacks(app: Any) -> None:
                 with state.model_lock(model_name):
                     found = attention_pattern(state.get_model(model_name), text, layer, head)
                 title = f"{label}: {model_name} L{layer}H{head}"
-                figures.append(pattern_figure(found.pattern, found.tokens, title=title))
+                fig = pattern_figure(found.pattern, found.tokens, title=title)
+                name = f"{model_name}_L{layer}H{head}_prompt{row}"
+                figures.append(keep_figure(session, f"attacks-{label}", fig, label=name))
             except Exception as err:  # noqa: BLE001
+                keep_figure(session, f"attacks-{label}", None)
                 figures.append(empty_figure(user_message(err)))
-        return tuple(figures)
+        return *figures, None

@@ -10,8 +10,10 @@
 
 Thin: one `attention_stats` run and one pattern cache per (model, prompt, block size), kept
 server-side per browser session (`state.cached`), so hover/click callbacks only slice arrays.
-Bad model, prompt, layer or head -> one red alert; the server keeps serving.
-Ids are prefixed `attention-`.
+Every input is checked (`workbench.ui.input_checks`): a bad model, prompt, statistic, block
+size, layer, head, token or hover/click event -> one red alert; the server keeps serving and
+never draws another head than the one named. Drawn figures are kept for the exports
+(`keep_figure`). Ids are prefixed `attention-`.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, ctx, html, no_update
 
 from workbench.ui import corpus_view, selection, state
+from workbench.ui import input_checks as check
 from workbench.ui.components import (
     empty_figure,
     error_alert,
     figure_card,
+    keep_figure,
     page_header,
     register_figure_export,
     register_table_export,
@@ -40,6 +44,14 @@ STATISTICS = ["entropy", "sink", "max_prob", "mean_distance", "effective_keys", 
 BLOCK_SIZES = ["4", "8", "16", "32", "64"]
 GRAPHS = ("attention-heads", "attention-pattern", "attention-along", "attention-distance",
           "attention-block")  # fmt: skip
+
+
+def checked(session: Any, query: Any, block: Any) -> dict[str, Any]:
+    """`analyse` for what a request sent: session, page selection and block size checked."""
+    session = state.check_session(session)
+    model_name, prompt = selection.model_and_prompt(query)
+    block = int(check.choice(block, "key block", BLOCK_SIZES))
+    return analyse(session, model_name, prompt, block)
 
 
 def analyse(session: str, model_name: str, prompt: str, block: int) -> dict[str, Any]:
@@ -146,9 +158,8 @@ def register_callbacks(app: Any) -> None:
     )
 
     def per_head_table(session: str, query: dict[str, Any], block: str):
-        model_name, prompt = selection.model_and_prompt(query or {})
-        stats = analyse(session, model_name, prompt, int(block))["stats"]
-        return f"attention_{model_name}_per_head", stats.per_head()
+        data = checked(session, query, block)
+        return f"attention_{data['model'].name}_per_head", data["stats"].per_head()
 
     register_table_export(
         app,
@@ -170,8 +181,8 @@ def register_callbacks(app: Any) -> None:
         from workbench.ui.pages.runs import SESSION_KEY
 
         try:
+            stats = checked(session, query, block)["stats"]
             model_name, prompt = selection.model_and_prompt(query)
-            stats = analyse(session, model_name, prompt, int(block))["stats"]
             config = {"prompt": prompt, "mass_block": int(block), SESSION_KEY: session}
             run_id = state.run_store().save(
                 stats, kind="attention_stats", model=model_name, config=config
@@ -183,24 +194,40 @@ def register_callbacks(app: Any) -> None:
     @app.callback(
         Output("attention-layer", "value"),
         Output("attention-head", "value"),
+        Output("attention-error", "children", allow_duplicate=True),
         Input("attention-heads", "clickData"),
         Input("attention-corpus-heads", "clickData"),
+        State("attention-query", "data"),
         prevent_initial_call=True,
     )
-    def lock_head(click: dict | None, corpus_click: dict | None) -> Any:
+    def lock_head(click: Any, corpus_click: Any, query: Any) -> Any:
         click = corpus_click if ctx.triggered_id == "attention-corpus-heads" else click
-        if not click:
-            return no_update, no_update
-        point = click["points"][0]
-        return int(point["y"]), int(point["x"])
+        if click is None:
+            return no_update, no_update, no_update
+        try:
+            model = state.get_model(selection.model_and_prompt(query)[0])
+            point = check.event_point(click, "click")
+            layer, head = check_head(
+                model, check.point_index(point, "y", "layer"), check.point_index(point, "x", "head")
+            )
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            return no_update, no_update, error_alert(err, id="attention-alert")
+        return layer, head, no_update
 
     @app.callback(
         Output("attention-token", "value"),
+        Output("attention-error", "children", allow_duplicate=True),
         Input("attention-pattern", "clickData"),
         prevent_initial_call=True,
     )
-    def lock_token(click: dict | None) -> Any:
-        return int(click["points"][0]["y"]) if click else no_update
+    def lock_token(click: Any) -> Any:
+        if click is None:
+            return no_update, no_update
+        try:  # its range is checked against the prompt where the token is drawn
+            point = check.event_point(click, "click")
+            return check.point_index(point, "y", "token"), no_update
+        except ValueError as err:
+            return no_update, error_alert(err, id="attention-alert")
 
     @app.callback(
         Output("attention-heads", "figure"),
@@ -210,14 +237,16 @@ def register_callbacks(app: Any) -> None:
         State("attention-query", "data"),
         State("session-id", "data"),
     )
-    def render_heads(stat: str, block: str, query: dict, session: str) -> Any:
+    def render_heads(stat: Any, block: Any, query: Any, session: Any) -> Any:
         try:
-            data = analyse(session, *selection.model_and_prompt(query or {}), int(block))
+            data = checked(session, query, block)
+            stat = check.choice(stat, "statistic", STATISTICS)
             fig = data["stats"].plot("heatmap", stat=stat)
         except Exception as err:  # noqa: BLE001 - shown to the user
+            keep_figure(session, "attention-heads", None)
             return empty_figure("no statistics"), error_alert(err, id="attention-alert")
         fig.update_layout(height=max(300, 36 * data["model"].n_layers + 160))
-        return fig, None
+        return keep_figure(session, "attention-heads", fig, label=data["model"].name), None
 
     @app.callback(
         Output("attention-pattern", "figure"),
@@ -236,29 +265,48 @@ def register_callbacks(app: Any) -> None:
         prevent_initial_call="initial_duplicate",
     )
     def render_head(layer, head, token, stat, block, hover, query, session) -> Any:
+        if ctx.triggered_id == "attention-heads" and hover is not None:
+            return _preview(session, query, block, token, hover)
         try:
-            data = analyse(session, *selection.model_and_prompt(query or {}), int(block))
-            layer, head = check_head(
-                data["model"], corpus_view.as_index(layer), corpus_view.as_index(head)
-            )
+            data = checked(session, query, block)
+            model = data["model"]
+            layer, head = check_head(model, check.whole(layer, "layer"), check.whole(head, "head"))
+            token = check.optional_whole(token, "query token", len(data["tokens"]))
+            stat = check.choice(stat, "statistic", STATISTICS)
+            stats = data["stats"]
+            figures = {
+                "attention-pattern": _pattern(data, layer, head, token, preview=False),
+                "attention-along": stats.plot("query", layer=layer, head=head, stat=stat),
+                "attention-distance": stats.plot("distance", layer=layer, head=head),
+                "attention-block": stats.plot("block_mass", layer=layer, head=head),
+            }
         except Exception as err:  # noqa: BLE001
+            for graph in GRAPHS[1:]:
+                keep_figure(session, graph, None)
             blank = empty_figure("no head selected")
             return blank, blank, blank, blank, error_alert(err, id="attention-alert")
-        if ctx.triggered_id == "attention-heads" and hover:
-            point = hover["points"][0]
-            shown = (int(point["y"]), int(point["x"]))
-            return _pattern(data, *shown, token, preview=True), *([no_update] * 3), no_update
-        stats = data["stats"]
-        query_fig = stats.plot("query", layer=layer, head=head, stat=stat)
-        if token is not None and 0 <= token < len(data["tokens"]):
-            query_fig.add_vline(x=token, line={"color": "crimson", "dash": "dot"})
-        return (
-            _pattern(data, layer, head, token, preview=False),
-            query_fig,
-            stats.plot("distance", layer=layer, head=head),
-            stats.plot("block_mass", layer=layer, head=head),
-            None,
+        if token is not None:
+            figures["attention-along"].add_vline(x=token, line={"color": "crimson", "dash": "dot"})
+        label = f"{model.name}_L{layer}H{head}"
+        return *(keep_figure(session, g, f, label=label) for g, f in figures.items()), None
+
+
+def _preview(session: Any, query: Any, block: Any, token: Any, hover: Any) -> Any:
+    """The hovered head's pattern (checked: a hover names a head of this model, or the page
+    says so and keeps what it shows)."""
+    try:
+        data = checked(session, query, block)
+        model = data["model"]
+        point = check.event_point(hover, "hover")
+        layer, head = check_head(
+            model, check.point_index(point, "y", "layer"), check.point_index(point, "x", "head")
         )
+        token = check.optional_whole(token, "query token", len(data["tokens"]))
+    except Exception as err:  # noqa: BLE001 - shown to the user
+        return *([no_update] * 4), error_alert(err, id="attention-alert")
+    fig = _pattern(data, layer, head, token, preview=True)
+    label = f"{model.name}_L{layer}H{head}"
+    return keep_figure(session, "attention-pattern", fig, label=label), *([no_update] * 3), None
 
 
 def _pattern(data: dict, layer: int, head: int, token: Any, *, preview: bool) -> go.Figure:

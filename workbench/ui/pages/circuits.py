@@ -8,7 +8,9 @@
 - JSON export of the pruned circuit, and import of a circuit JSON file.
 
 Thin: all numbers come from `circuits`; the session's current circuit is kept server-side.
-Ids are prefixed `circuits-`.
+Every input is checked (`workbench.ui.input_checks`): task, method, prompt count, threshold
+in [0, 1], the job's run (a circuit run of this session) -> else one red alert. Drawn
+figures are kept for the exports (`keep_figure`). Ids are prefixed `circuits-`.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from workbench.export import safe_filename
 from workbench.ui import circuit_runs, jobs, selection, state
+from workbench.ui import input_checks as check
 from workbench.ui.components import (
     empty_figure,
     error_alert,
     figure_card,
+    keep_figure,
     page_header,
     register_figure_export,
 )
@@ -106,13 +111,22 @@ def _current(session: str) -> dict[str, Any] | None:
     return state.get_result(session, "circuit")
 
 
-def _pruned(data: dict[str, Any], fraction: float | None):
+def _fraction(value: Any) -> float:
+    """The slider's threshold, checked: a number in [0, 1] (None, before any move, is 0)."""
+    return 0.0 if value is None else check.number(value, "threshold", 0.0, 1.0)
+
+
+def _pruned(data: dict[str, Any], fraction: float):
     """The circuit at the slider's threshold; at 0 the circuit as traced or imported."""
     circuit = data["circuit"]
     if not fraction:
         return circuit
     biggest = float(circuit.scores.abs().max()) if len(circuit.edges) else 0.0
-    return circuit.prune(threshold=float(fraction or 0.0) * biggest)
+    return circuit.prune(threshold=fraction * biggest)
+
+
+def _session_circuit(session: Any) -> dict[str, Any] | None:
+    return _current(state.check_session(session))
 
 
 def register_callbacks(app: Any) -> None:
@@ -132,16 +146,18 @@ def register_callbacks(app: Any) -> None:
         **jobs.background_options("circuits"),
     )
     def run_trace(set_progress, _clicks, query, task, method, n, reference, session) -> Any:
-        return jobs.job_outcome(
-            circuit_runs.trace_job,
-            set_progress,
-            session=session,
-            model_name=selection.model_and_prompt(query)[0],
-            task_name=task,
-            method=method,
-            n_prompts=int(n) if isinstance(n, int | float) else n,
-            reference=bool(reference),
-        )
+        try:
+            options = {
+                "session": state.check_session(session),
+                "model_name": selection.model_and_prompt(query)[0],
+                "task_name": check.choice(task, "task", TASKS),
+                "method": check.choice(method, "method", METHODS),
+                "n_prompts": check.whole(n, "prompts", circuit_runs.MAX_PROMPTS + 1, low=1),
+                "reference": reference is True,
+            }
+        except ValueError as err:
+            return {"error": str(err)}
+        return jobs.job_outcome(circuit_runs.trace_job, set_progress, **options)
 
     @app.callback(
         Output("circuits-graph", "figure"),
@@ -156,65 +172,87 @@ def register_callbacks(app: Any) -> None:
     )
     def show_circuit(job, upload, fraction, filename, session) -> Any:
         try:
-            if ctx.triggered_id == "circuits-job" and job:
-                if "error" in job:
-                    raise ValueError(job["error"])
-                state.put_result(session, "circuit", circuit_runs.load_run(job["run_id"]))
-            elif ctx.triggered_id == "circuits-upload" and upload:
+            session = state.check_session(session)
+            fraction = _fraction(fraction)
+            if ctx.triggered_id == "circuits-job" and job is not None:
+                run_id = check.job_run_id(job, "trace")
+                state.put_result(session, "circuit", circuit_runs.load_run(run_id, session=session))
+            elif ctx.triggered_id == "circuits-upload" and upload is not None:
                 state.put_result(session, "circuit", _imported(upload, filename))
-            data = _current(session) if session else None
+            data = _current(session)
             if data is None:
+                for graph in GRAPHS:
+                    keep_figure(session, graph, None)
                 blank = empty_figure("run a trace or import a circuit")
                 return blank, blank, blank, None
             pruned = _pruned(data, fraction)
         except Exception as err:  # noqa: BLE001
             return no_update, no_update, no_update, error_alert(err, id="circuits-alert")
-        curve = circuit_runs.curve_figure(data["curve"]) or empty_figure("no faithfulness curve")
-        roc = circuit_runs.roc_figure(data["roc"], data["auc"]) or empty_figure(
-            "no reference: switch on 'Exhaustive reference' to get a ROC"
-        )
+        curve = circuit_runs.curve_figure(data["curve"])
+        roc = circuit_runs.roc_figure(data["roc"], data["auc"])
         graph = pruned.plot().update_layout(
             height=480, template="plotly_white", yaxis={"visible": False}
         )
-        return graph, curve, roc, None
+        label = f"{pruned.model}_{pruned.task}_{pruned.method}"
+        return (
+            keep_figure(session, "circuits-graph", graph, label=label),
+            keep_figure(session, "circuits-curve", curve, label=label)
+            or empty_figure("no faithfulness curve"),
+            keep_figure(session, "circuits-roc", roc, label=label)
+            or empty_figure("no reference: switch on 'Exhaustive reference' to get a ROC"),
+            None,
+        )
 
     @app.callback(
         Output("circuits-counts", "children"),
+        Output("circuits-error", "children", allow_duplicate=True),
         Input("circuits-threshold", "drag_value"),
         Input("circuits-graph", "figure"),
         State("session-id", "data"),
+        prevent_initial_call="initial_duplicate",
     )
     def live_counts(fraction, _figure, session) -> Any:
-        data = _current(session) if session else None
-        if data is None:
-            return "no circuit yet"
-        pruned = _pruned(data, fraction)
+        try:
+            fraction = _fraction(fraction)
+            data = _session_circuit(session)
+            if data is None:
+                return "no circuit yet", no_update
+            pruned = _pruned(data, fraction)
+        except ValueError as err:
+            return "no circuit yet", error_alert(err, id="circuits-alert")
         total = len(pruned.edges)
         return (
             f"{pruned.n_edges} of {total} edges, {len(pruned.kept_nodes)} nodes "
             f"({data['circuit'].method} on {data['circuit'].task})"
-        )
+        ), no_update
 
     @app.callback(
         Output("circuits-json-download", "data"),
+        Output("circuits-error", "children", allow_duplicate=True),
         Input("circuits-json", "n_clicks"),
         State("circuits-threshold", "value"),
         State("session-id", "data"),
         prevent_initial_call=True,
     )
     def export_json(_clicks, fraction, session) -> Any:
-        data = _current(session) if session else None
-        if data is None:
-            return no_update
-        pruned = _pruned(data, fraction)
-        name = f"circuit_{pruned.model}_{pruned.task}_{pruned.method}.json".replace("/", "_")
-        return dcc.send_string(pruned.to_json(), filename=name)
+        try:
+            fraction = _fraction(fraction)
+            data = _session_circuit(session)
+            if data is None:
+                raise ValueError("export: run a trace or import a circuit first")
+            pruned = _pruned(data, fraction)
+        except ValueError as err:
+            return no_update, error_alert(err, id="circuits-alert")
+        stem = f"circuit_{pruned.model}_{pruned.task}_{pruned.method}"
+        name = safe_filename(stem.replace("/", "_").replace("\\", "_"), "json")
+        return dcc.send_string(pruned.to_json(), filename=name), None
 
 
 def _imported(contents: str, filename: str | None) -> dict[str, Any]:
     """An uploaded circuit JSON as the session's current circuit (ValueError if it is not)."""
     from circuits import Circuit
 
+    filename = filename[:100] if isinstance(filename, str) else None
     try:
         _, encoded = contents.split(",", 1)
         circuit = Circuit.from_json(base64.b64decode(encoded))

@@ -7,7 +7,10 @@
   scale) sliders; Generate decodes the prompt twice with `analysis.guidance.guide`: `w = 0`
   (plain) and the chosen `w`, shown side by side with the per-step logit shift figure.
 
-Thin: all numbers come from `analysis`; Ids are prefixed `guidance-`.
+Thin: all numbers come from `analysis`. Every input is checked (`workbench.ui.input_checks`):
+heads `L.H` inside the model, a listed method, `u` in [0, 1], `w` in [0, 5], 1-64 new
+tokens -> else one red alert. The logit-shift figure is kept for the exports
+(`keep_figure`). Ids are prefixed `guidance-`.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, html
 
+from workbench.ui import input_checks as check
 from workbench.ui import jobs, selection, state
 from workbench.ui.components import (
     empty_figure,
     error_alert,
     figure_card,
+    keep_figure,
     page_header,
     register_figure_export,
     user_message,
@@ -29,6 +34,8 @@ from workbench.ui.components import (
 
 PAGE = {"path": "/guidance", "name": "Guidance", "title": "Guidance · Workbench", "order": 40}
 METHODS = ["identity", "uniform", "mean_query", "temperature", "zero", "mean"]
+MAX_W = 5.0
+MAX_NEW_TOKENS = 64
 
 
 def head_options(model_name: str) -> list[str]:
@@ -41,9 +48,13 @@ def head_options(model_name: str) -> list[str]:
 
 def parse_heads(values: list[str] | None) -> tuple[tuple[int, int], ...]:
     """`["1.0", "1.2"]` -> `((1, 0), (1, 2))`; ValueError naming a malformed one."""
+    if values is not None and not (isinstance(values, list) and len(values) <= 1024):
+        raise ValueError("heads: expected a list of LAYER.HEAD")
     heads = []
     for value in values or []:
-        layer, _, head = str(value).partition(".")
+        if not isinstance(value, str) or len(value) > 20:
+            raise ValueError(f"heads: {str(value)[:20]!r} is not LAYER.HEAD")
+        layer, _, head = value.partition(".")
         if not (layer.isdigit() and head.isdigit()):
             raise ValueError(f"heads: {value!r} is not LAYER.HEAD")
         heads.append((int(layer), int(head)))
@@ -136,23 +147,33 @@ def register_callbacks(app: Any) -> None:
         State("guidance-w", "value"),
         State("guidance-tokens", "value"),
         State("guidance-query", "data"),
+        State("session-id", "data"),
         prevent_initial_call=True,
     )
-    def generate(_clicks, heads, method, u, w, n_tokens, query) -> Any:
+    def generate(_clicks, heads, method, u, w, n_tokens, query, session) -> Any:
         from analysis.guidance import guide
         from analysis.head_perturbation import HeadPerturbation
 
-        model_name, prompt = selection.model_and_prompt(query)
         try:
+            session = state.check_session(session)
+            model_name, prompt = selection.model_and_prompt(query)
             model = state.get_model(model_name)
-            p = HeadPerturbation(heads=parse_heads(heads), method=method, u=float(u))
-            n = int(n_tokens) if isinstance(n_tokens, int | float) else 8
+            p = HeadPerturbation(
+                heads=parse_heads(heads),
+                method=check.choice(method, "perturbation", METHODS),
+                u=check.number(u, "u", 0.0, 1.0),
+            )
+            p.check(model)
+            w = check.number(w, "w", 0.0, MAX_W)
+            n = check.whole(n_tokens, "new tokens", MAX_NEW_TOKENS + 1, low=1)
             with state.model_lock(model_name):
                 plain = guide(model, prompt, p, w=0.0, max_new_tokens=n)
-                guided = guide(model, prompt, p, w=float(w), max_new_tokens=n)
+                guided = guide(model, prompt, p, w=w, max_new_tokens=n)
         except Exception as err:  # noqa: BLE001 - shown to the user
+            keep_figure(session, "guidance-shift", None)
             return "", "", empty_figure("no generation"), error_alert(err, id="guidance-alert")
-        return plain.text, guided.text, guided.plot(), None
+        figure = keep_figure(session, "guidance-shift", guided.plot(), label=model_name)
+        return plain.text, guided.text, figure, None
 
     @app.callback(
         Output("guidance-heads", "value"),
@@ -169,9 +190,9 @@ def register_callbacks(app: Any) -> None:
             heads = _search(
                 set_progress,
                 *selection.model_and_prompt(query),
-                method=method,
-                u=float(u),
-                w=float(w),
+                method=check.choice(method, "perturbation", METHODS),
+                u=check.number(u, "u", 0.0, 1.0),
+                w=check.number(w, "w", 0.0, MAX_W),
             )
         except Exception as err:  # noqa: BLE001
             return [], error_alert(user_message(err), id="guidance-alert")

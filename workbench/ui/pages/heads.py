@@ -8,7 +8,9 @@
   head there selects it.
 
 Thin: results are computed once per browser session and kept server-side (`state.cached`).
-Bad layer/head/positions -> one red alert. Ids are prefixed `heads-`.
+Every input is checked (`workbench.ui.input_checks`): a bad layer, head, position or click
+event -> one red alert. Drawn figures are kept for the exports (`keep_figure`).
+Ids are prefixed `heads-`.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, html, no_update
 
+from workbench.ui import input_checks as check
 from workbench.ui import selection, state
 from workbench.ui.components import (
     empty_figure,
     error_alert,
     figure_card,
+    keep_figure,
     page_header,
     register_figure_export,
-    user_message,
 )
 from workbench.ui.figures import attention_pattern, check_head, pattern_figure
 
@@ -102,16 +105,23 @@ def sized(fig: Any, height: int = 380) -> Any:
     )
 
 
-def _head(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and float(value).is_integer() else None
+def _clicked_head(click: Any) -> tuple[int, int]:
+    """The `L{layer}H{head}` a taxonomy / cluster-map click names (`ValueError` if none)."""
+    point = check.event_point(click, "click")
+    match = _HEAD_NAME.search(
+        str(point.get("x", ""))[:200] + " " + str(point.get("text", ""))[:200]
+    )
+    if not match:
+        raise ValueError("click: the point names no head (L{layer}H{head})")
+    return int(match.group(1)), int(match.group(2))
 
 
-def _clicked_head(click: dict | None) -> tuple[int, int] | None:
-    if not click:
-        return None
-    point = click["points"][0]
-    match = _HEAD_NAME.search(str(point.get("x", "")) + " " + str(point.get("text", "")))
-    return (int(match.group(1)), int(match.group(2))) if match else None
+def _model_and_head(query: Any, layer: Any, head: Any) -> tuple[Any, str, int, int]:
+    """The page's model and prompt with a checked (layer, head)."""
+    model_name, prompt = selection.model_and_prompt(query)
+    model = state.get_model(model_name)
+    layer, head = check_head(model, check.whole(layer, "layer"), check.whole(head, "head"))
+    return model, prompt, layer, head
 
 
 def register_callbacks(app: Any) -> None:
@@ -144,10 +154,10 @@ def register_callbacks(app: Any) -> None:
     def show_head(layer, head, qpos, query, session) -> Any:
         from analysis import qk_ov_svd
 
-        model_name, prompt = selection.model_and_prompt(query)
         try:
-            model = state.get_model(model_name)
-            layer, head = check_head(model, _head(layer), _head(head))
+            session = state.check_session(session)
+            model, prompt, layer, head = _model_and_head(query, layer, head)
+            model_name = model.name
             svd = compute(
                 session, model_name, f"svd|{layer}|{head}",
                 lambda: qk_ov_svd(model, layer, head, n_components=3, top_tokens=5),
@@ -156,40 +166,59 @@ def register_callbacks(app: Any) -> None:
                 session, model_name, f"pattern|{layer}|{head}|{prompt}",
                 lambda: attention_pattern(model, prompt, layer, head),
             )  # fmt: skip
+            qpos = check.optional_whole(qpos, "query position", len(pattern.tokens))
         except Exception as err:  # noqa: BLE001 - shown to the user
+            for graph in GRAPHS[:3]:
+                keep_figure(session, graph, None)
             blank = empty_figure("no head selected")
             return blank, blank, blank, error_alert(err, id="heads-alert")
         title = f"{model_name} L{layer}H{head}"
-        pattern_fig = pattern_figure(
-            pattern.pattern, pattern.tokens, title=title, query=_head(qpos)
+        pattern_fig = pattern_figure(pattern.pattern, pattern.tokens, title=title, query=qpos)
+        label = f"{model_name}_L{layer}H{head}"
+        return (
+            keep_figure(session, "heads-spectrum", sized(svd.plot("spectrum")), label=label),
+            keep_figure(session, "heads-readouts", sized(svd.plot("readouts"), 460), label=label),
+            keep_figure(session, "heads-pattern", pattern_fig, label=label),
+            None,
         )
-        return sized(svd.plot("spectrum")), sized(svd.plot("readouts"), 460), pattern_fig, None
 
     @app.callback(
         Output("heads-qpos", "value"),
         Output("heads-kpos", "value"),
+        Output("heads-error", "children", allow_duplicate=True),
         Input("heads-pattern", "clickData"),
         prevent_initial_call=True,
     )
-    def pick_pair(click: dict | None) -> Any:
-        if not click:
-            return no_update, no_update
-        point = click["points"][0]
-        return int(point["y"]), int(point["x"])
+    def pick_pair(click: Any) -> Any:
+        if click is None:
+            return no_update, no_update, no_update
+        try:  # the positions' range is checked against the prompt where they are used
+            point = check.event_point(click, "click")
+            pair = check.point_index(point, "y", "query position")
+            return pair, check.point_index(point, "x", "key position"), no_update
+        except ValueError as err:
+            return no_update, no_update, error_alert(err, id="heads-alert")
 
     @app.callback(
         Output("heads-layer", "value"),
         Output("heads-head", "value"),
+        Output("heads-error", "children", allow_duplicate=True),
         Input("heads-taxonomy", "clickData"),
         Input("heads-clusters", "clickData"),
+        State("heads-query", "data"),
         prevent_initial_call=True,
     )
-    def pick_head(heatmap_click: dict | None, cluster_click: dict | None) -> Any:
+    def pick_head(heatmap_click: Any, cluster_click: Any, query: Any) -> Any:
         from dash import ctx
 
         click = heatmap_click if ctx.triggered_id == "heads-taxonomy" else cluster_click
-        found = _clicked_head(click)
-        return found if found else (no_update, no_update)
+        if click is None:
+            return no_update, no_update, no_update
+        try:
+            _, _, layer, head = _model_and_head(query, *_clicked_head(click))
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            return no_update, no_update, error_alert(err, id="heads-alert")
+        return layer, head, no_update
 
     @app.callback(
         Output("heads-decomposition", "figure"),
@@ -206,40 +235,65 @@ def register_callbacks(app: Any) -> None:
     def show_decomposition(layer, head, qpos, kpos, query, session) -> Any:
         from analysis import decompose_score, upstream_contributions
 
-        if _head(qpos) is None or _head(kpos) is None:
-            blank = empty_figure("click a cell of the pattern to pick a query and a key")
-            return blank, blank, no_update
-        model_name, prompt = selection.model_and_prompt(query)
         try:
-            model = state.get_model(model_name)
-            args = (int(layer), int(head), int(qpos), int(kpos))
+            session = state.check_session(session)
+            model, prompt, layer, head = _model_and_head(query, layer, head)
+            n_tokens = len(model.to_str_tokens(model.to_tokens(prompt)))
+            qpos = check.optional_whole(qpos, "query position", n_tokens)
+            kpos = check.optional_whole(kpos, "key position", n_tokens)
+            if qpos is None or kpos is None:
+                for graph in ("heads-decomposition", "heads-upstream"):
+                    keep_figure(session, graph, None)
+                blank = empty_figure("click a cell of the pattern to pick a query and a key")
+                return blank, blank, no_update
+            args = (layer, head, qpos, kpos)
             decomposition = compute(
-                session, model_name, f"decompose|{args}|{prompt}",
+                session, model.name, f"decompose|{args}|{prompt}",
                 lambda: decompose_score(model, prompt, *args),
             )  # fmt: skip
             upstream = compute(
-                session, model_name, f"upstream|{args}|{prompt}",
+                session, model.name, f"upstream|{args}|{prompt}",
                 lambda: upstream_contributions(model, decomposition),
             )  # fmt: skip
         except Exception as err:  # noqa: BLE001
+            for graph in ("heads-decomposition", "heads-upstream"):
+                keep_figure(session, graph, None)
             blank = empty_figure("no decomposition")
             return blank, blank, error_alert(err, id="heads-alert")
-        return sized(decomposition.plot()), sized(upstream.plot()), None
+        label = f"{model.name}_L{layer}H{head}_q{qpos}k{kpos}"
+        return (
+            keep_figure(session, "heads-decomposition", sized(decomposition.plot()), label=label),
+            keep_figure(session, "heads-upstream", sized(upstream.plot()), label=label),
+            None,
+        )
 
     @app.callback(
         Output("heads-taxonomy", "figure"),
         Output("heads-clusters", "figure"),
+        Output("heads-error", "children", allow_duplicate=True),
         Input("heads-query", "data"),
         State("session-id", "data"),
+        prevent_initial_call="initial_duplicate",
     )
     def show_taxonomy(query, session) -> Any:
         from analysis import head_taxonomy
 
-        model_name, _ = selection.model_and_prompt(query)
         try:
+            session = state.check_session(session)
+            model_name, _ = selection.model_and_prompt(query)
             model = state.get_model(model_name)
             taxonomy = compute(session, model_name, "taxonomy", lambda: head_taxonomy(model))
         except Exception as err:  # noqa: BLE001
-            blank = empty_figure(f"no taxonomy: {user_message(err)}"[:140])
-            return blank, blank
-        return sized(taxonomy.plot("heatmap")), sized(taxonomy.plot("clusters"), 440)
+            for graph in ("heads-taxonomy", "heads-clusters"):
+                keep_figure(session, graph, None)
+            blank = empty_figure("no taxonomy")
+            return blank, blank, error_alert(err, id="heads-alert")
+        return (
+            keep_figure(
+                session, "heads-taxonomy", sized(taxonomy.plot("heatmap")), label=model_name
+            ),
+            keep_figure(
+                session, "heads-clusters", sized(taxonomy.plot("clusters"), 440), label=model_name
+            ),
+            no_update,  # the alert slot belongs to the head's own callbacks
+        )

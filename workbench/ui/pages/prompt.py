@@ -4,7 +4,8 @@ taken from a task); shows the tokens the model sees, with whitespace visible and
 Thin: loading is `state.get_model` (the server-side cache; local folders never run remote
 code unless the server was started with --trust-remote-code), tokens come from
 `Model.to_tokens` / `to_str_tokens`, task prompts from `workbench.tasks.make_task`. Every
-bad input (missing folder, empty prompt, a prompt longer than the context) is one red alert.
+bad input (missing folder, empty prompt, a prompt longer than the context, an unknown task,
+anything that is not text where text belongs) is one red alert.
 Writes model, prompt and task into the shared selection. Ids are prefixed `prompt-`.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, html, no_update
 
+from workbench.ui import input_checks as check
 from workbench.ui import selection, state
 from workbench.ui.components import error_alert, page_header
 from workbench.ui.figures import visible_token
@@ -154,8 +156,8 @@ def register_callbacks(app: Any) -> None:
         State("prompt-path", "value"),
         prevent_initial_call=True,
     )
-    def load_local(_clicks: int, path: str | None) -> Any:
-        if not path or not path.strip():
+    def load_local(_clicks: int, path: Any) -> Any:
+        if not isinstance(path, str) or not path.strip() or len(path) > 4096:
             return no_update, no_update, error_alert("model: enter a checkpoint folder path")
         try:
             model = state.get_model(path.strip())
@@ -165,20 +167,23 @@ def register_callbacks(app: Any) -> None:
 
     @app.callback(
         Output("prompt-text", "value"),
+        Output("prompt-load-status", "children", allow_duplicate=True),
         Input("prompt-use-task", "n_clicks"),
         State("prompt-model", "value"),
         State("prompt-task", "value"),
         prevent_initial_call=True,
     )
-    def use_task_prompt(_clicks: int, model_name: str, task: str | None) -> Any:
-        if not task:
-            return no_update
+    def use_task_prompt(_clicks: int, model_name: Any, task: Any) -> Any:
+        if task is None or task == "":
+            return no_update, no_update
         try:
             from workbench.tasks import make_task
 
-            return make_task(task, state.get_model(model_name), n=1).clean_text[0]
-        except Exception:  # noqa: BLE001 - the token panel reports the problem below
-            return no_update
+            task = check.choice(task, "task", TASKS)
+            text = make_task(task, state.get_model(model_name), n=1).clean_text[0]
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            return no_update, error_alert(err, title="Cannot use that task")
+        return text, no_update
 
     @app.callback(
         Output("prompt-summary", "children"),
@@ -186,10 +191,13 @@ def register_callbacks(app: Any) -> None:
         Input("prompt-model", "value"),
         Input("prompt-text", "value"),
     )
-    def show_tokens(model_name: str, prompt: str | None) -> Any:
+    def show_tokens(model_name: Any, prompt: Any) -> Any:
         try:
+            prompt = check.text(
+                "" if prompt is None else prompt, "prompt", selection.MAX_PROMPT_CHARS
+            )
             model = state.get_model(model_name)
-            tokens = model.to_str_tokens(model.to_tokens(prompt or ""))
+            tokens = model.to_str_tokens(model.to_tokens(prompt))
         except Exception as err:  # noqa: BLE001
             return error_alert(err, title="Cannot use this prompt", id="prompt-error"), None
         kind = "decoder (causal)" if model.is_causal else "encoder (bidirectional)"
