@@ -16,9 +16,11 @@ from workbench.cli._common import UsageError
 def add_executor_arguments(parser: argparse.ArgumentParser, *, unit: str) -> None:
     """Add `--executor`, `--address` and `--per-shard` (the number of `unit` per shard)."""
     parser.add_argument(
-        "--executor", choices=("inprocess", "ray"), default="inprocess",
+        "--executor",
+        choices=("inprocess", "ray"),
+        default="inprocess",
         help="where the shards run: this process (default) or Ray",
-    )  # fmt: skip
+    )
     parser.add_argument("--address", default=None, help="Ray cluster address (default RAY_ADDRESS)")
     parser.add_argument(
         "--per-shard", type=int, default=None, help=f"{unit} per shard (default: one shard)"

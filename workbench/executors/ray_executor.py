@@ -6,8 +6,11 @@ table through `on_result` as it arrives. Actors ask for one CPU each, and for on
 the cluster has GPUs (the model then loads on "cuda"). Actors are spread over the nodes.
 
 Connecting: `address` (or `RAY_ADDRESS`) joins a running cluster (`ray start --head ...`);
-without one, `ray.init()` starts a private Ray on this machine, bound to 127.0.0.1, which
-`close()` shuts down again. `RAY_USAGE_STATS_ENABLED=0` is set unless the caller set it.
+without one, `ray.init()` starts a private Ray on this machine whose processes all listen on
+127.0.0.1 only (no dashboard; see `ray_local.py`), which `close()` shuts down again.
+`RAY_USAGE_STATS_ENABLED=0` is set unless the caller set it. Ray's own log lines stay off
+stdout while connected: worker output is not forwarded (`log_to_driver=False`) and the errors
+Ray prints in the driver (e.g. a worker died) go to stderr (`StdoutGuard`).
 
 Failures: an actor killed mid-shard is restarted by Ray (`max_restarts`) and its shard retried
 (`max_task_retries`); if Ray's own retries run out the driver replaces the actor and resubmits
@@ -28,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench.executors.base import ModelSpec, OnResult, Shard, ShardFn, ShardJob
+from workbench.executors.ray_local import StdoutGuard, join_ray, start_private_ray
 
 _FORWARDED_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "OMP_NUM_THREADS")
 
@@ -42,6 +46,10 @@ def import_ray() -> Any:
             "`pip install 'attention-workbench[ray]'` or use executor='inprocess'"
         ) from err
     return ray
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class _ModelWorker:
@@ -76,11 +84,11 @@ class RayExecutor:
     def __init__(
         self, *, address: str | None = None, num_workers: int | None = None, max_retries: int = 3
     ) -> None:
-        self._ray = import_ray()
-        if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 1):
+        if num_workers is not None and (not _is_int(num_workers) or num_workers < 1):
             raise ValueError(f"num_workers: expected a positive integer, got {num_workers!r}")
-        if not isinstance(max_retries, int) or max_retries < 0:
+        if not _is_int(max_retries) or max_retries < 0:
             raise ValueError(f"max_retries: expected a non-negative integer, got {max_retries!r}")
+        self._ray = import_ray()
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.num_workers, self.max_retries = num_workers, max_retries
         self._owns_ray = False
@@ -93,11 +101,15 @@ class RayExecutor:
         if ray.is_initialized():
             return
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        quiet = {"logging_level": "warning", "log_to_driver": False}
-        if self.address:
-            ray.init(address=self.address, **quiet)
-        else:
-            ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", **quiet)
+        StdoutGuard.install()  # before `ray.init`: Ray's error thread starts there
+        try:
+            if self.address:
+                join_ray(ray, self.address)
+            else:
+                start_private_ray(ray)
+        except BaseException:
+            StdoutGuard.uninstall()
+            raise
         self._owns_ray = True  # a connection this executor opened: `close()` ends it
 
     def _gpus_per_worker(self) -> int:
@@ -178,6 +190,8 @@ class RayExecutor:
             self._kill_actors()
             if self._owns_ray:
                 self._ray.shutdown()
+        if self._owns_ray:
+            StdoutGuard.uninstall()
         self._actors, self._owns_ray, self._spec = [], False, None
 
     def __enter__(self) -> RayExecutor:

@@ -122,8 +122,7 @@ class RepeatingExecutor(InProcessExecutor):
 def test_a_shard_reported_twice_counts_once(zoo_model, tmp_path):
     model = zoo_model("tiny-ioi")
     expected = corpus_stats(model, TEXTS, docs_per_shard=3)
-    got = corpus_stats(model, TEXTS, docs_per_shard=3, executor=RepeatingExecutor(),
-                       store=tmp_path)  # fmt: skip
+    got = corpus_stats(model, TEXTS, docs_per_shard=3, executor=RepeatingExecutor(), store=tmp_path)
     assert_frame_equal(got.per_head, expected.per_head, check_exact=True)
     assert int(got.per_head["n_queries"].sum()) == int(expected.per_head["n_queries"].sum())
     assert len(RunStore(tmp_path).load_shards(got.run_id)) == 4
@@ -155,16 +154,28 @@ def test_bad_input_is_refused(zoo_model, kwargs, message):
 
 def _cli(*args, store):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WORKBENCH_STORE": str(store)}
-    return subprocess.run([sys.executable, "-m", "workbench.cli", "corpus-stats", *args],
-                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "corpus-stats", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
 def test_cli_stores_a_sharded_run_and_reports_errors_in_one_line(zoo_model, tmp_path, capsys):
     (tmp_path / "a.txt").write_text("\n".join(TEXTS[:5]) + "\n\n")
     (tmp_path / "b.txt").write_text("\n".join(TEXTS[5:]))
-    proc = _cli("tiny-ioi", "--texts", str(tmp_path / "*.txt"), "--docs-per-shard", "4",
-                "--json", store=tmp_path / "store")  # fmt: skip
+    proc = _cli(
+        "tiny-ioi",
+        "--texts",
+        str(tmp_path / "*.txt"),
+        "--docs-per-shard",
+        "4",
+        "--json",
+        store=tmp_path / "store",
+    )
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["documents"] == 10 and len(payload["per_head"]) == 8

@@ -154,3 +154,29 @@ def test_a_killed_writer_is_resumed(tmp_path):
     resumed = store.begin_sharded_run(kind="k", model="m", config={"n": 3}, shard_ids=IDS)
     assert resumed.run_id == run_id and resumed.finished_shards() == {IDS[0]}
     assert resumed.read_shard(IDS[0])["x"].tolist() == [0.5]
+
+
+def test_stdout_guard_sends_ray_threads_to_stderr_and_the_rest_to_stdout(capsys):
+    import threading
+
+    from workbench.executors.ray_local import StdoutGuard
+
+    real = sys.stdout
+    guard = StdoutGuard.install()
+    try:
+        assert StdoutGuard.install() is guard and sys.stdout is guard  # installed once
+        print('{"json": true}')  # the CLI's own output, from the main thread
+        for name in ("ray_listen_error_messages", "some-user-thread"):
+            line = f"(raylet) A worker died, printed by {name}"
+            thread = threading.Thread(target=print, args=(line,), name=name)
+            thread.start()
+            thread.join()
+    finally:
+        StdoutGuard.uninstall()
+    assert sys.stdout is real
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        '{"json": true}',
+        "(raylet) A worker died, printed by some-user-thread",
+    ]
+    assert captured.err == "(raylet) A worker died, printed by ray_listen_error_messages\n"
