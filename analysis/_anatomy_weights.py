@@ -78,15 +78,22 @@ def architecture(model: Model) -> str:
 
 
 def check_layer_head(model: Model, layer: int, head: int | None = None) -> None:
-    """ValueError naming `layer` / `head` when out of range for the model."""
-    if not isinstance(layer, int | np.integer) or not 0 <= layer < model.n_layers:
-        raise ValueError(
-            f"layer: {layer} is out of range for {model.name} ({model.n_layers} layers)"
-        )
-    if head is not None and (
-        not isinstance(head, int | np.integer) or not 0 <= head < model.n_heads
-    ):
-        raise ValueError(f"head: {head} is out of range for {model.name} ({model.n_heads} heads)")
+    """ValueError naming `layer` / `head` unless each is a real integer (not a bool) in range.
+
+    The one layer/head check of the head-anatomy analyses (head SVD, score decomposition,
+    firing pairs): `True` would otherwise index layer 1 or head 1, or reach a weight name
+    `h.True`.
+    """
+    checks = [("layer", layer, model.n_layers, "layers")]
+    if head is not None:
+        checks.append(("head", head, model.n_heads, "heads"))
+    for name, value, limit, unit in checks:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name}: expected an integer, got {value!r} ({type(value).__name__})")
+        if not 0 <= value < limit:
+            raise ValueError(
+                f"{name}: {value} is out of range for {model.name} ({limit} {unit}: 0-{limit - 1})"
+            )
 
 
 def kv_head_of(model: Model, head: int) -> int:

@@ -189,10 +189,10 @@ def qk_ov_svd(
 
     `n_components` singular directions get `top_tokens` token readouts per sign.
     """
-    if n_components < 0 or top_tokens < 1:
-        raise ValueError(
-            f"n_components/top_tokens: need >= 0 and >= 1, got {n_components}, {top_tokens}"
-        )
+    weights.check_layer_head(model, layer, head)
+    for name, value, low in (("n_components", n_components, 0), ("top_tokens", top_tokens, 1)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     w = weights.head_weights(model, layer, head)
     qk = factored_svd(w.W_Q, w.W_K.T)  # U [d_model+1, d_head], S [d_head], V [d_model+1, d_head]
     ov = factored_svd(w.W_V[:-1], w.W_O)  # U [d_model, d_head], S [d_head], V [d_model, d_head]

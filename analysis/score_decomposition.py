@@ -190,7 +190,9 @@ class UpstreamContributions(Result):
 
 def _check_positions(model: Model, n_pos: int, query: int, key: int) -> None:
     for name, value in (("query", query), ("key", key)):
-        if not isinstance(value, int | np.integer) or not 0 <= value < n_pos:
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise ValueError(f"{name}: expected an integer token position, got {value!r}")
+        if not 0 <= value < n_pos:
             raise ValueError(f"{name}: position {value} is out of range for a {n_pos}-token prompt")
     if model.is_causal and key > query:
         raise ValueError(f"key: position {key} is after query {query} (causal attention)")

@@ -54,7 +54,8 @@ def attention_with_stats(
     key_lengths [batch] masks keys j >= key_lengths[b]. backend "auto" picks "triton" for CUDA
     tensors and "chunked" otherwise. Returns (out [batch, heads_q, seq_q, d_head] in q's dtype,
     or None when write_out=False; AttentionStats with float32 fields, None where not requested).
-    Raises ValueError naming the argument on bad input.
+    Raises ValueError naming the argument on bad input, and naming the overflow when q and k
+    are so large that float32 scores could overflow (`kernels.stats.SCORE_LIMIT`).
     """
     config = validate_inputs(
         q,

@@ -46,8 +46,11 @@ def reference_attention(
         key_lengths=config.key_lengths,
     )  # [batch or 1, 1, query, key]
     scores.masked_fill_(~mask, float("-inf"))
-    lse = torch.logsumexp(scores, dim=-1)  # [batch, heads_q, query]
-    pattern = scores.sub_(lse[..., None]).exp_()  # [batch, heads_q, query, key], in place
+    peak = scores.amax(-1, keepdim=True)  # [batch, heads_q, query, 1]; finite: key 0 is visible
+    pattern = scores.sub_(peak).exp_()  # [batch, heads_q, query, key], in place
+    total = pattern.sum(-1, keepdim=True)  # [batch, heads_q, query, 1]
+    pattern.div_(total)  # not exp(s - lse): that loses the score gaps when |s| is huge
+    lse = (peak + total.log()).squeeze(-1)  # [batch, heads_q, query]
     del scores
 
     distance = (query_index[:, None] + (seq_k - seq_q) - key_index[None, :]).abs()  # [query, key]

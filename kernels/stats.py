@@ -9,8 +9,10 @@ Caveats:
   non-causal attention and seq_q > seq_k, i' can be negative and |i' - j| can exceed seq_k - 1;
   such distances fall into the last histogram bucket (`distance_buckets(seq_k) - 1`), so every
   histogram row still sums to 1.
-- Validation reads q/k/v once (the NaN/inf check) and synchronises with the device once (the
-  key_lengths range check).
+- Validation reads q/k/v once (the NaN/inf check and max |q|, max |k|) and synchronises with the
+  device twice (that check, the key_lengths range check). q/k whose scores could exceed
+  `SCORE_LIMIT` (1e29) are refused with a ValueError naming the overflow: float32 softmax
+  statistics of such scores would be NaN or wrong, and a wrong number is worse than a refusal.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ DEFAULT_STATS = STAT_NAMES[:-1]
 SCALAR_STATS = STAT_NAMES[:6]  # one float per query row
 BACKENDS = ("auto", "triton", "chunked", "reference")
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# Scores (raw q.k and scaled) must stay far below float32's 3.4e38: the Triton kernel starts its
+# running max at -1e30 (log2 units) and the online softmax multiplies score gaps by row sums.
+SCORE_LIMIT = 1e29
 
 
 def distance_buckets(seq_k: int) -> int:
@@ -97,7 +102,8 @@ class AttentionConfig:
         return name in self.stats
 
 
-def _check_tensors(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
+def _check_tensors(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[float, float]:
+    """Shapes, dtypes, devices and finiteness of q/k/v -> (max |q|, max |k|)."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
@@ -124,10 +130,33 @@ def _check_tensors(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     for name, t in (("q", q), ("k", k)):
         if t.shape[0] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
             raise ValueError(f"{name}: empty batch, sequence or d_head in shape {tuple(t.shape)}")
-    finite = [torch.isfinite(t).all() for t in (q, k, v)]  # one device sync below, not three
-    if not bool(torch.stack(finite).all()):
-        name = next(name for name, ok in zip("qkv", finite, strict=True) if not ok)
-        raise ValueError(f"{name}: contains NaN or inf")
+    finite = [torch.isfinite(t).all() for t in (q, k, v)]
+    peaks = [t.detach().amax() for t in (q, k)] + [-t.detach().amin() for t in (q, k)]
+    checks = torch.stack([*finite, *peaks]).float().tolist()  # one device sync, not seven
+    bad = [name for name, ok in zip("qkv", checks[:3], strict=True) if not ok]
+    if bad:
+        raise ValueError(f"{bad[0]}: contains NaN or inf")
+    return max(checks[3], checks[5], 0.0), max(checks[4], checks[6], 0.0)
+
+
+def _check_score_range(q: torch.Tensor, k: torch.Tensor, peaks: tuple, sm_scale: float) -> None:
+    """Refuse q/k whose scores could overflow the float32 softmax (a NaN or a wrong entropy).
+
+    Cheap bound first (|q_i . k_j| <= d_head max|q| max|k|); only when it exceeds SCORE_LIMIT
+    the exact Cauchy-Schwarz bound max||q_i|| max||k_j|| (float64 norms) decides.
+    """
+    factor = max(sm_scale, 1.0)  # raw q.k (Triton) and scaled scores must both stay in range
+    if q.shape[3] * peaks[0] * peaks[1] * factor <= SCORE_LIMIT:
+        return
+    norms = [
+        torch.linalg.vector_norm(t.detach(), dim=-1, dtype=torch.float64).amax() for t in (q, k)
+    ]  # [] each
+    bound = float(norms[0] * norms[1]) * factor
+    if bound > SCORE_LIMIT:
+        raise ValueError(
+            f"q, k: attention scores overflow float32 (max||q_i|| * max||k_j|| * max(sm_scale, 1) = "
+            f"{bound:.3g} > {SCORE_LIMIT:.0e}); scale q or k down"
+        )
 
 
 def _check_stats(stats: Iterable[str] | None) -> tuple[str, ...]:
@@ -195,7 +224,7 @@ def validate_inputs(
     chunk_size: int,
 ) -> AttentionConfig:
     """Check every argument of `attention_with_stats`; raise ValueError naming the bad one."""
-    _check_tensors(q, k, v)
+    peaks = _check_tensors(q, k, v)
     if not isinstance(causal, bool):
         raise ValueError(f"causal: expected a bool, got {causal!r}")
     if not isinstance(write_out, bool):
@@ -212,6 +241,7 @@ def validate_inputs(
         raise ValueError(f"sm_scale: expected a float, got {sm_scale!r}")
     if not math.isfinite(sm_scale) or sm_scale <= 0:
         raise ValueError(f"sm_scale: must be finite and > 0, got {sm_scale}")
+    _check_score_range(q, k, peaks, float(sm_scale))
     return AttentionConfig(
         causal=causal,
         sm_scale=float(sm_scale),

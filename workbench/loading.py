@@ -5,7 +5,15 @@ only work where the network reaches the hub; offline (or with `HF_HUB_OFFLINE=1`
 fast with one `ValueError` naming the id instead of a chain of retries.
 
 Safety: remote code from a checkpoint is never run unless `trust_remote_code=True` is passed
-explicitly, and weights are read from safetensors by transformers' own loader.
+explicitly, and weights are read from safetensors only, by transformers' own loader. A local
+folder or hub repository whose weights are pickles (`pytorch_model.bin`, `*.pt`, `*.pth`,
+`*.ckpt`, `*.pkl`), with no `model.safetensors` (or sharded `model.safetensors.index.json`)
+beside them, is refused before anything is read: unpickling can run code. Convert such a
+checkpoint first (`model.save_pretrained(folder, safe_serialization=True)` where it is trusted).
+
+Errors: every bad folder (no config.json, a config.json that is not a JSON object, no weights,
+pickle weights, a corrupt safetensors file, weights that do not fit the config, a missing
+tokenizer) is one `ValueError` naming the folder, with the loader's own reason on one line.
 
 Big models: `device_map=` / `n_devices=` go to TransformerLens 4's `boot_transformers`, which
 hands them to accelerate (see docs/scale-out.md for what works under a split). Only the
@@ -14,9 +22,11 @@ argument combinations are checked here; TransformerLens refuses mixed CPU/disk +
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -49,8 +59,8 @@ def load_model(
         trust_remote_code: allow a checkpoint's own Python code to run (off by default).
 
     Raises:
-        ValueError: unknown name, a folder that is not a checkpoint, or a hub id that cannot be
-            fetched (offline).
+        ValueError: unknown name, a folder that is not a loadable safetensors checkpoint
+            (pickle weights are refused), or a hub id that cannot be fetched (offline).
 
     Example:
         >>> model = load_model("tiny-ioi")
@@ -87,10 +97,72 @@ def _load_local(
 ) -> Model:
     if not path.is_dir():
         raise ValueError(f"model: no checkpoint folder at {name!r}")
-    if not (path / "config.json").exists():
-        raise ValueError(f"model: {name!r} is not a HuggingFace checkpoint (no config.json)")
-    bridge = _boot(str(path), device=device, trust_remote_code=trust_remote_code, **placement)
+    _check_config(path / "config.json", name)
+    check_weight_files((p.name for p in path.iterdir()), f"the folder {name!r}")
+    try:
+        bridge = _boot(str(path), device=device, trust_remote_code=trust_remote_code, **placement)
+    except (OSError, ValueError, KeyError, RuntimeError, _safetensors_error()) as err:
+        reason = first_line(err)
+        if "mismatched_sizes" in reason:
+            reason = "the weights' shapes do not match config.json"
+        raise ValueError(f"model: cannot load the folder {name!r}: {reason}") from err
     return Model(bridge, name, "local", _is_causal(bridge), path=str(path.resolve()))
+
+
+_SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def check_weight_files(files: Iterable[str], where: str) -> None:
+    """Refuse a checkpoint (its top-level file names) without safetensors weights.
+
+    ValueError: pickle weights only ("not safetensors; refused"), or no weights at all.
+    """
+    names = {name for name in files if "/" not in name}
+    if any(name in names for name in _SAFETENSORS_FILES):
+        return
+    pickles = sorted(
+        n for n in names if n.endswith(_PICKLE_SUFFIXES) or n == "pytorch_model.bin.index.json"
+    )
+    if pickles:
+        raise ValueError(
+            f"model: {where} holds a pickle checkpoint ({pickles[0]}), not safetensors; "
+            "pickle checkpoints are refused (loading one can run code): convert it to "
+            "model.safetensors"
+        )
+    raise ValueError(f"model: {where} has no weights (no model.safetensors)")
+
+
+def _check_config(config: Path, name: str) -> None:
+    """A readable config.json holding a JSON object, else ValueError."""
+    if not config.is_file():
+        raise ValueError(f"model: {name!r} is not a HuggingFace checkpoint (no config.json)")
+    try:
+        data = json.loads(config.read_bytes())
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(
+            f"model: the config.json of {name!r} is not valid JSON ({first_line(err)})"
+        ) from err
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"model: the config.json of {name!r} is not a HuggingFace config (not a JSON object)"
+        )
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's text (with the next when it ends in ':')."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
+def _safetensors_error() -> type[Exception]:
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # pragma: no cover - safetensors ships with transformers
+        return OSError
+    return SafetensorError
 
 
 def _load_hub(name: str, *, device: str | None, trust_remote_code: bool, **placement: Any) -> Model:
@@ -102,12 +174,22 @@ def _load_hub(name: str, *, device: str | None, trust_remote_code: bool, **place
             f"model: cannot fetch hub model {name!r}: {reason}. "
             f"Zoo models: {', '.join(ZOO)}; or pass a local checkpoint folder."
         )
+    check_weight_files(_hub_files(name), f"the hub repository {name!r}")
     try:
         bridge = _boot(name, device=device, trust_remote_code=trust_remote_code, **placement)
-    except OSError as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"model: cannot fetch hub model {name!r}: {first_line}") from err
+    except (OSError, _safetensors_error()) as err:
+        raise ValueError(f"model: cannot fetch hub model {name!r}: {first_line(err)}") from err
     return Model(bridge, name, "hub", _is_causal(bridge))
+
+
+def _hub_files(name: str) -> list[str]:
+    """The file names of a hub repository (to refuse pickle-only weights before downloading)."""
+    from huggingface_hub import list_repo_files
+
+    try:
+        return list_repo_files(name)
+    except Exception as err:  # any hub failure is "cannot fetch", on one line
+        raise ValueError(f"model: cannot fetch hub model {name!r}: {first_line(err)}") from err
 
 
 def _hub_unreachable_reason() -> str | None:

@@ -18,7 +18,12 @@ Every subcommand lives in its own module in this package and exposes
     workbench runs list|show|delete          runs in the store
     workbench app [--host H] [--port P]      serve the dashboard (127.0.0.1:8050)
 
-Exit codes: 0 on success, 2 on bad input with exactly one line on stderr.
+Exit codes: 0 on success; 2 on bad input (a bad argument, model folder, prompt, path or store),
+with exactly one line on stderr, `workbench: error: ...`; 1 on an unexpected failure (a bug),
+also one line, `workbench: internal error: ... (run with --debug for the traceback)`.
+`--debug` (anywhere before a `--`) prints the traceback above that line. The line is made
+printable: control characters and undecodable argv bytes (lone surrogates) are escaped.
+Output files (`--out`, `figure -o`) and `--save`'s store are checked before any computing.
 Heavy imports (torch, TransformerLens, Dash) happen inside the subcommands that need them.
 """
 
@@ -28,6 +33,7 @@ import argparse
 import importlib
 import os
 import sys
+import traceback
 
 from workbench.cli._common import Parser, UsageError
 
@@ -50,6 +56,9 @@ COMMANDS = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="workbench", description="Attention Workbench command line.")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an error (anywhere)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     json_flag = Parser(add_help=False)
     json_flag.add_argument("--json", action="store_true", help="JSON on stdout")
@@ -59,20 +68,82 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_libraries() -> None:
-    """No download/loading progress bars from HuggingFace libraries on the command line."""
+    """No download/loading progress bars from HuggingFace libraries on the command line (also
+    when `main` runs in a process that imported transformers already: stderr stays one line)."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Failures that are the input's fault: one line, exit 2."""
+    expected: list[type[BaseException]] = [UsageError, ValueError, OSError, NotImplementedError]
+    if "safetensors" in sys.modules:
+        from safetensors import SafetensorError
+
+        expected.append(SafetensorError)
+    return tuple(expected)
+
+
+def error_text(err: BaseException) -> str:
+    """One printable line describing `err` (first non-empty line; control characters and lone
+    surrogates escaped, so printing it can never fail)."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        text = f"{err.filename}: {err.strerror}"
+    elif len(err.args) == 1 and isinstance(err.args[0], str):
+        text = err.args[0]  # not str(err): a KeyError subclass would add quotes
+    else:
+        text = str(err)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = lines[0] if lines else type(err).__name__
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+        for c in line
+    )
+
+
+def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """argv without `--debug` (anywhere before a `--`), and whether it was there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return kept, len(kept) != len(argv)
+
+
+def _check_store(args: argparse.Namespace) -> None:
+    """With `--save`, open the store before computing: a bad `--store` fails at once."""
+    if getattr(args, "save", False):
+        from workbench.store import RunStore
+
+        RunStore(args.store)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `workbench` console script."""
+    """Entry point of the `workbench` console script: 0 ok, 2 bad input, 1 internal error."""
     _quiet_libraries()
+    argv, debug = _split_debug(list(sys.argv[1:] if argv is None else argv))
     try:
         args = build_parser().parse_args(argv)
+        _check_store(args)
         return args.func(args)
-    except (UsageError, ValueError) as err:
-        print(f"workbench: error: {err}".splitlines()[0], file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the one place every failure becomes one line
+        if debug:
+            traceback.print_exc()
+        if isinstance(err, _expected_errors()):
+            print(f"workbench: error: {error_text(err)}", file=sys.stderr)
+            return 2
+        print(
+            f"workbench: internal error: {type(err).__name__}: {error_text(err)} "
+            "(run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
-__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
+__all__ = ["COMMANDS", "UsageError", "build_parser", "error_text", "main"]

@@ -1,11 +1,20 @@
-"""Shared pieces of the command line: one-line errors, output, argument checks."""
+"""Shared pieces of the command line: one-line errors, output, argument checks.
+
+`check_output_path` vets an output file (`--out`, `figure -o`) before any work is done: its
+folder must exist and be writable, the path must not be a folder, nor lie under /proc, /sys or
+/dev. `non_negative_int` / `positive_int` are argparse types with one-line errors.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
+
+_SPECIAL_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 
 
 class UsageError(Exception):
@@ -17,6 +26,57 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message)
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {low}, got {text!r}"
+            ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+non_negative_int = _int_at_least(0)
+positive_int = _int_at_least(1)
+
+
+def check_output_path(path: str, option: str) -> Path:
+    """`path` as a Path once it is a file the command can write; UsageError naming `option`.
+
+    Checked before computing, so a bad path fails at once rather than after the whole run.
+    """
+    if not path or not path.strip():
+        raise UsageError(f"{option}: empty output path")
+    if path.endswith(("/", os.sep)):
+        raise UsageError(f"{option}: {path} names a folder; give a file name")
+    out = Path(path).expanduser()
+    try:
+        resolved = out.resolve()
+    except (OSError, RuntimeError) as err:  # a symlink loop
+        raise UsageError(f"{option}: cannot resolve {path} ({err})") from err
+    for candidate in (out.absolute(), resolved):
+        if any(candidate == root or root in candidate.parents for root in _SPECIAL_ROOTS):
+            raise UsageError(f"{option}: {path} is under /proc, /sys or /dev; choose a file")
+    if resolved.is_dir():
+        raise UsageError(f"{option}: {path} is a folder; give a file name")
+    folder = resolved.parent
+    if not folder.exists():
+        raise UsageError(f"{option}: the folder {folder} does not exist")
+    if not folder.is_dir():
+        raise UsageError(f"{option}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot write to the folder {folder} (permission denied)")
+    if resolved.exists() and not os.access(resolved, os.W_OK):
+        raise UsageError(f"{option}: cannot overwrite {path} (permission denied)")
+    return out
 
 
 def emit(payload: Any, *, as_json: bool, text: Callable[[Any], str]) -> None:

@@ -1,15 +1,21 @@
 """`workbench circuit MODEL TASK --method M`: trace a task's circuit and print its top edges.
 
 `--method path|exhaustive` accept `--executor ray [--address A]` and `--per-shard N` (edges
-per shard): the per-edge patching runs sharded on Ray with the same scores.
+per shard): the per-edge patching runs sharded on Ray with the same scores. `--out` is checked
+(its folder exists and is writable) before tracing; `--show`, `--top-n` take counts >= 0.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from workbench.cli._common import UsageError, emit
+from workbench.cli._common import (
+    UsageError,
+    check_output_path,
+    emit,
+    non_negative_int,
+    positive_int,
+)
 from workbench.cli._executor import add_executor_arguments, executor_options
 
 CLI_METHODS = ("activation", "path", "eap", "eap-ig", "acdc", "svd", "exhaustive")
@@ -50,16 +56,15 @@ def run(args: argparse.Namespace) -> int:
     from workbench import load_model
     from workbench.tasks import TASKS, make_task
 
-    if args.top_n is not None and args.top_n < 0:
-        raise UsageError(f"--top-n: must be >= 0, got {args.top_n}")
     if args.task not in TASKS:
         raise UsageError(f"task: unknown task {args.task!r}; choose from {sorted(TASKS)}")
+    out = check_output_path(args.out, "--out") if args.out is not None else None
     options = _options(args)
     model = load_model(args.model)
     task = make_task(args.task, model, n=args.n, seed=args.seed)
     circuit = trace(model, task, method=args.method, top_n=args.top_n, **options)
-    if args.out:
-        Path(args.out).write_text(circuit.to_json())
+    if out is not None:
+        out.write_text(circuit.to_json())
     frame = circuit.to_frame().sort_values("rank")
     shown = frame[frame.in_circuit].head(args.show)
     payload = {
@@ -81,13 +86,15 @@ def register(sub, json_flag) -> None:
     p.add_argument("model", help="zoo name or checkpoint folder")
     p.add_argument("task", help="ioi, induction or similarity")
     p.add_argument("--method", choices=CLI_METHODS, default="eap-ig")
-    p.add_argument("--top-n", type=int, default=None, help="keep the N highest-|score| edges")
+    p.add_argument(
+        "--top-n", type=non_negative_int, default=None, help="keep the N highest-|score| edges"
+    )
     p.add_argument("--out", default=None, help="write the circuit's JSON here")
-    p.add_argument("--n", type=int, default=None, help="number of prompts (task default)")
+    p.add_argument("--n", type=positive_int, default=None, help="number of prompts (task default)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ig-steps", type=int, default=5, help="EAP-IG integration steps")
+    p.add_argument("--ig-steps", type=positive_int, default=5, help="EAP-IG integration steps")
     p.add_argument("--threshold", type=float, default=None, help="ACDC threshold")
     p.add_argument("--ablation", choices=("resample", "mean", "zero"), default="resample")
-    p.add_argument("--show", type=int, default=10, help="edges listed in the output")
+    p.add_argument("--show", type=non_negative_int, default=10, help="edges listed (default 10)")
     add_executor_arguments(p, unit="edges (path, exhaustive)")
     p.set_defaults(func=run)

@@ -36,13 +36,17 @@ def read_texts(pattern: str, unit: str) -> list[str]:
 
 
 def _summary(payload: dict) -> str:
-    lines = [f"run {payload['run_id']}: {payload['documents']} documents, {payload['model']}, "
-             f"executor {payload['executor']}",
-             "layer head  entropy   sink  max_prob  mean_distance"]  # fmt: skip
+    lines = [
+        f"run {payload['run_id']}: {payload['documents']} documents, {payload['model']}, "
+        f"executor {payload['executor']}",
+        "layer head  entropy   sink  max_prob  mean_distance",
+    ]
     for row in payload["per_head"]:
-        lines.append(f"{row['layer']:>5} {row['head']:>4}  {row['entropy_mean']:7.3f} "
-                     f"{row['sink_mean']:6.3f}  {row['max_prob_mean']:8.3f}  "
-                     f"{row['mean_distance_mean']:13.3f}")  # fmt: skip
+        lines.append(
+            f"{row['layer']:>5} {row['head']:>4}  {row['entropy_mean']:7.3f} "
+            f"{row['sink_mean']:6.3f}  {row['max_prob_mean']:8.3f}  "
+            f"{row['mean_distance_mean']:13.3f}"
+        )
     return "\n".join(lines)
 
 
@@ -57,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from workbench import load_model
     from workbench.store import RunStore
 
+    store = RunStore(args.store)  # a bad --store fails before the model loads
     model = load_model(args.model)
     result = corpus_stats(
         model,
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         docs_per_shard=args.docs_per_shard,
         executor=args.executor,
         address=args.address,
-        store=RunStore(args.store),
+        store=store,
         progress=sys.stderr.isatty(),
     )
     payload = {

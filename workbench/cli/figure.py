@@ -8,7 +8,8 @@
                                                                attention statistics (analysis)
 
 Images go through `workbench.export` (one kaleido server, MathJax off). The output path is
-the user's own choice on the command line; only its suffix is checked.
+the user's own choice on the command line; before anything is computed it is checked: a known
+suffix, an existing writable folder, not a folder itself, not under /proc, /sys or /dev.
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from workbench.cli._common import UsageError, add_store_argument, emit
+from workbench.cli._common import (
+    UsageError,
+    add_store_argument,
+    check_output_path,
+    emit,
+    positive_int,
+)
 
 _FORMATS = ("png", "svg", "pdf", "html")
 
 
 def _output(path: str) -> Path:
-    out = Path(path)
-    if out.suffix.lower().lstrip(".") not in _FORMATS:
+    if Path(path).suffix.lower().lstrip(".") not in _FORMATS:
         raise UsageError(f"-o: {path!r} must end in one of .png, .svg, .pdf, .html")
-    return out
+    return check_output_path(path, "-o")
 
 
 def _figure(args: argparse.Namespace):
@@ -77,8 +83,8 @@ def register(sub, json_flag) -> None:
     kinds = figure.add_subparsers(dest="source", required=True, parser_class=type(figure))
     size = argparse.ArgumentParser(add_help=False)
     size.add_argument("-o", "--output", required=True, help="file.png|svg|pdf|html")
-    size.add_argument("--width", type=int, default=None, help="pixels (default: 900)")
-    size.add_argument("--height", type=int, default=None, help="pixels (default: 600)")
+    size.add_argument("--width", type=positive_int, default=None, help="pixels (default: 900)")
+    size.add_argument("--height", type=positive_int, default=None, help="pixels (default: 600)")
 
     run_p = kinds.add_parser("run", parents=[json_flag, size], help="a stored run's figure")
     run_p.add_argument("run_id")
@@ -100,5 +106,7 @@ def register(sub, json_flag) -> None:
     stats.add_argument("--stat", default="entropy", help="statistic for heatmap/query")
     stats.add_argument("--layer", type=int, default=None, help="for query/distance/block_mass")
     stats.add_argument("--head", type=int, default=None, help="for query/distance/block_mass")
-    stats.add_argument("--mass-block", type=int, default=8, help="key-block width (block_mass)")
+    stats.add_argument(
+        "--mass-block", type=positive_int, default=8, help="key-block width (block_mass)"
+    )
     figure.set_defaults(func=run)

@@ -63,6 +63,8 @@ def test_runs_list_show_delete_round_trip(tmp_path):
         (("frobnicate",), "invalid choice"),
         (("app", "--port", "0"), "--port"),
         (("app", "--port", "eighty"), "--port"),
+        (("circuit", "tiny-ioi", "ioi", "--show", "-1"), "--show: expected an integer >= 0"),
+        (("figure", "stats", "tiny-ioi", "x", "-o", "/proc/x.html"), "under /proc, /sys or /dev"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
@@ -70,3 +72,10 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, needle):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_debug_prints_the_traceback_above_the_one_error_line(tmp_path):
+    proc = run_cli("--debug", "models", str(tmp_path / "no-config"), store=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("Traceback (most recent call last):")
+    assert proc.stderr.splitlines()[-1].startswith("workbench: error: model: no checkpoint folder")

@@ -67,3 +67,38 @@ def test_untrained_zoo_entry_names_the_training_command(monkeypatch, tmp_path):
     monkeypatch.setattr(zoo, "CHECKPOINT_DIR", tmp_path)
     with pytest.raises(ValueError, match="python -m workbench.zoo.train tiny-ioi"):
         load_model("tiny-ioi")
+
+
+class _RunsCodeWhenUnpickled:
+    """Unpickling this object creates `marker`: what a hostile pickle checkpoint would do."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("weights_file", ["pytorch_model.bin", "model.pt", "model.pth"])
+def test_pickle_checkpoint_is_refused_without_being_unpickled(tmp_path, weights_file):
+    folder = tmp_path / "pickled"
+    shutil.copytree(ZOO["tiny-ioi"].path(), folder, ignore=shutil.ignore_patterns("history"))
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "code-ran"
+    torch.save({"payload": _RunsCodeWhenUnpickled(str(marker))}, folder / weights_file)
+    with pytest.raises(ValueError) as err:
+        load_model(folder)
+    assert str(err.value) == (
+        f"model: the folder {str(folder)!r} holds a pickle checkpoint ({weights_file}), not "
+        "safetensors; pickle checkpoints are refused (loading one can run code): convert it to "
+        "model.safetensors"
+    )
+    assert not marker.exists()
+
+
+def test_folder_without_weights_is_rejected(tmp_path):
+    folder = tmp_path / "empty"
+    shutil.copytree(ZOO["tiny-ioi"].path(), folder, ignore=shutil.ignore_patterns("history"))
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"has no weights \(no model.safetensors\)$"):
+        load_model(folder)
