@@ -24,10 +24,12 @@ app: install
 
 test: install-test
 	$(RUFF) check .
+	$(RUFF) format --check .
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 lint: install
 	$(RUFF) check .
+	$(RUFF) format --check .
 	$(RUFF) format --check .
 
 format: install

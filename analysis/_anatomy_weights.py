@@ -124,13 +124,19 @@ def _raw_projections(model: Model, layer: int) -> dict[str, np.ndarray]:
         p = f"transformer.h.{layer}."
         qkv, qkv_b = _f64(sd[p + "attn.c_attn.weight"]), _f64(sd[p + "attn.c_attn.bias"])
         return {
-            "Q": qkv[:, :d], "K": qkv[:, d : 2 * d], "V": qkv[:, 2 * d :],
-            "bQ": qkv_b[:d], "bK": qkv_b[d : 2 * d], "bV": qkv_b[2 * d :],
-            "O": _f64(sd[p + "attn.c_proj.weight"]), "bO": _f64(sd[p + "attn.c_proj.bias"]),
-            "gain": _f64(sd[p + "ln_1.weight"]), "beta": _f64(sd[p + "ln_1.bias"]),
+            "Q": qkv[:, :d],
+            "K": qkv[:, d : 2 * d],
+            "V": qkv[:, 2 * d :],
+            "bQ": qkv_b[:d],
+            "bK": qkv_b[d : 2 * d],
+            "bV": qkv_b[2 * d :],
+            "O": _f64(sd[p + "attn.c_proj.weight"]),
+            "bO": _f64(sd[p + "attn.c_proj.bias"]),
+            "gain": _f64(sd[p + "ln_1.weight"]),
+            "beta": _f64(sd[p + "ln_1.bias"]),
             "eps": float(model.bridge.original_model.config.layer_norm_epsilon),
             "norm": "layernorm",
-        }  # fmt: skip
+        }
     if arch == "llama":
         p = f"model.layers.{layer}.self_attn."
 
@@ -144,10 +150,19 @@ def _raw_projections(model: Model, layer: int) -> dict[str, np.ndarray]:
         )
         cfg = model.bridge.original_model.config
         return {
-            "Q": q, "K": k, "V": v, "bQ": bq, "bK": bk, "bV": bv, "O": o, "bO": bo,
-            "gain": _f64(sd[f"model.layers.{layer}.input_layernorm.weight"]), "beta": zeros(d),
-            "eps": float(getattr(cfg, "rms_norm_eps", 1e-6)), "norm": "rmsnorm",
-        }  # fmt: skip
+            "Q": q,
+            "K": k,
+            "V": v,
+            "bQ": bq,
+            "bK": bk,
+            "bV": bv,
+            "O": o,
+            "bO": bo,
+            "gain": _f64(sd[f"model.layers.{layer}.input_layernorm.weight"]),
+            "beta": zeros(d),
+            "eps": float(getattr(cfg, "rms_norm_eps", 1e-6)),
+            "norm": "rmsnorm",
+        }
     p = f"{_bert_prefix(sd)}encoder.layer.{layer}.attention."
 
     def lin_b(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -156,9 +171,19 @@ def _raw_projections(model: Model, layer: int) -> dict[str, np.ndarray]:
     (q, bq), (k, bk), (v, bv) = (lin_b(f"self.{n}") for n in ("query", "key", "value"))
     o, bo = lin_b("output.dense")
     return {
-        "Q": q, "K": k, "V": v, "bQ": bq, "bK": bk, "bV": bv, "O": o, "bO": bo,
-        "gain": np.ones(d), "beta": zeros(d), "eps": 0.0, "norm": "post-layernorm",
-    }  # fmt: skip
+        "Q": q,
+        "K": k,
+        "V": v,
+        "bQ": bq,
+        "bK": bk,
+        "bV": bv,
+        "O": o,
+        "bO": bo,
+        "gain": np.ones(d),
+        "beta": zeros(d),
+        "eps": 0.0,
+        "norm": "post-layernorm",
+    }
 
 
 def head_weights(model: Model, layer: int, head: int) -> HeadWeights:

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-CANDIDATES = ("top center", "bottom center", "middle right", "middle left", "top right",
-              "bottom left", "top left", "bottom right")  # fmt: skip
+CANDIDATES = (
+    "top center",
+    "bottom center",
+    "middle right",
+    "middle left",
+    "top right",
+    "bottom left",
+    "top left",
+    "bottom right",
+)
 
 
 def _box(px: float, py: float, text: str, position: str, char_w: float, line_h: float):

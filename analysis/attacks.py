@@ -234,20 +234,39 @@ class TokenAttack:
         settings = copy.copy(self)  # what the workers need: no learned attributes
         settings.__dict__ = {k: v for k, v in vars(self).items() if not k.endswith("_")}
         config = {
-            "steps": self.steps, "n_adv": self.n_adv, "top_k": self.top_k, "batch_size": self.batch_size,
-            "dissipation_weight": self.spec.dissipation_weight, "dissipation": self.spec.dissipation,
-            "ban_names": self.ban_names, "require_dissipation": self.require_dissipation, "query": self.query, "seed": self.seed,
-        }  # fmt: skip
-        key = {**config, "model": model.name, "objective": self.spec.name,
-               "heads": [list(h) for h in self.spec.heads],
-               "prompts": [case.index for case in self.cases_]}  # fmt: skip
+            "steps": self.steps,
+            "n_adv": self.n_adv,
+            "top_k": self.top_k,
+            "batch_size": self.batch_size,
+            "dissipation_weight": self.spec.dissipation_weight,
+            "dissipation": self.spec.dissipation,
+            "ban_names": self.ban_names,
+            "require_dissipation": self.require_dissipation,
+            "query": self.query,
+            "seed": self.seed,
+        }
+        key = {
+            **config,
+            "model": model.name,
+            "objective": self.spec.name,
+            "heads": [list(h) for h in self.spec.heads],
+            "prompts": [case.index for case in self.cases_],
+        }
         size = len(self.cases_) if prompts_per_shard is None else prompts_per_shard
         shards = make_shards(range(len(self.cases_)), size=size, key=key)
         one_shard = len(shards) == 1
-        shard_fn = functools.partial(attack_shard, attack=settings, cases=self.cases_,
-                                     progress=self.progress and one_shard)  # fmt: skip
-        outcome = run_sharded(shard_fn, shards, model=model, executor=executor, address=address,
-                              progress=self.progress and not one_shard, desc="attack")  # fmt: skip
+        shard_fn = functools.partial(
+            attack_shard, attack=settings, cases=self.cases_, progress=self.progress and one_shard
+        )
+        outcome = run_sharded(
+            shard_fn,
+            shards,
+            model=model,
+            executor=executor,
+            address=address,
+            progress=self.progress and not one_shard,
+            desc="attack",
+        )
         table = pd.concat(outcome.frames, ignore_index=True)
         stats, curves = [], {}
         for row in table.itertuples():
@@ -387,8 +406,15 @@ def attack_shard(
         case = cases[position]
         generator = torch.Generator().manual_seed(prompt_seed(attack.seed, case.index))
         outcome, before, after, curve, tokens = attack._attack_one(model, case, allowed, generator)
-        rows.append({**outcome, "before": json.dumps(before), "after": json.dumps(after),
-                     "curve": json.dumps(curve), "final_tokens": json.dumps(tokens.tolist())})  # fmt: skip
+        rows.append(
+            {
+                **outcome,
+                "before": json.dumps(before),
+                "after": json.dumps(after),
+                "curve": json.dumps(curve),
+                "final_tokens": json.dumps(tokens.tolist()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

@@ -94,11 +94,16 @@ class CorpusStats(Result):
             np.arange(n_layers), np.arange(n_heads), np.arange(n_buckets), indexing="ij"
         )  # each [layer, head, bucket]
         lo = np.where(bucket == 0, 0, 2 ** np.maximum(bucket - 1, 0))
-        return pd.DataFrame({
-            "layer": layer.ravel(), "head": head.ravel(), "bucket": bucket.ravel(),
-            "lo": lo.ravel(), "hi": np.where(bucket == 0, 1, 2**bucket).ravel(),
-            "mass": self.distance_hist.numpy().ravel(),
-        })  # fmt: skip
+        return pd.DataFrame(
+            {
+                "layer": layer.ravel(),
+                "head": head.ravel(),
+                "bucket": bucket.ravel(),
+                "lo": lo.ravel(),
+                "hi": np.where(bucket == 0, 1, 2**bucket).ravel(),
+                "mass": self.distance_hist.numpy().ravel(),
+            }
+        )
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"main": self.to_frame(), "distance_histogram": self.histogram_frame()}
@@ -135,11 +140,14 @@ class CorpusStats(Result):
         label = f"{aggregate} {kind}"
         fig = go.Figure(
             go.Heatmap(
-                z=grid.to_numpy(), x=list(grid.columns), y=list(grid.index),
-                colorscale="Viridis", colorbar={"title": {"text": label}},
+                z=grid.to_numpy(),
+                x=list(grid.columns),
+                y=list(grid.index),
+                colorscale="Viridis",
+                colorbar={"title": {"text": label}},
                 hovertemplate="layer %{y} head %{x}<br>" + label + " %{z:.4f}<extra></extra>",
             )  # z: [layer, head]
-        )  # fmt: skip
+        )
         fig.update_layout(
             title=f"{self._model_prefix()}{label} per head over "
             f"{self.config.get('documents', '?')} documents",
@@ -174,9 +182,12 @@ class CorpusStats(Result):
             f", L{layer}H{head}" if layer is not None else ""
         )
         fig.update_layout(
-            barmode="group", xaxis_title="distance |i - j|", yaxis_title="mean attention mass",
-            title=title, template="plotly_white",
-        )  # fmt: skip
+            barmode="group",
+            xaxis_title="distance |i - j|",
+            yaxis_title="mean attention mass",
+            title=title,
+            template="plotly_white",
+        )
         return fig
 
 
@@ -216,8 +227,10 @@ def aggregate(
         per_head[f"{stat}_mean"] = groups[stat].mean()
         for q in quantiles:
             per_head[f"{stat}_q{q * 100:g}"] = groups[stat].quantile(q, interpolation="linear")
-    bucket_columns = sorted((c for c in rows.columns if c.startswith("dist_")),
-                            key=lambda c: int(c.removeprefix("dist_")))  # fmt: skip
+    bucket_columns = sorted(
+        (c for c in rows.columns if c.startswith("dist_")),
+        key=lambda c: int(c.removeprefix("dist_")),
+    )
     hist = groups[bucket_columns].mean()  # [(layer, head), bucket]
     n_layers, n_heads = (int(rows[c].max()) + 1 for c in ("layer", "head"))
     tensor = torch.tensor(hist.to_numpy()).reshape(n_layers, n_heads, len(bucket_columns))
@@ -257,22 +270,42 @@ def corpus_stats(
     quantiles = _check_quantiles(quantiles)
     if backend not in BACKENDS:
         raise ValueError(f"backend: unknown backend {backend!r}; choose from {list(BACKENDS)}")
-    config = {"model": model.name, "documents": len(texts), "texts_digest": digest(texts),
-              "docs_per_shard": docs_per_shard, "quantiles": list(quantiles),
-              "backend": backend}  # fmt: skip
+    config = {
+        "model": model.name,
+        "documents": len(texts),
+        "texts_digest": digest(texts),
+        "docs_per_shard": docs_per_shard,
+        "quantiles": list(quantiles),
+        "backend": backend,
+    }
     shards = make_shards(texts, size=docs_per_shard, key=config)
     shard_fn = functools.partial(document_stats, backend=backend)
     executor_name = executor if isinstance(executor, str) else getattr(executor, "name", "custom")
     run_store = as_store(store)
     if run_store is None:
-        outcome = run_sharded(shard_fn, shards, model=model, executor=executor,
-                              address=address, progress=progress, desc="corpus-stats")  # fmt: skip
+        outcome = run_sharded(
+            shard_fn,
+            shards,
+            model=model,
+            executor=executor,
+            address=address,
+            progress=progress,
+            desc="corpus-stats",
+        )
         return _result(outcome.frames, quantiles, config, executor_name, None)
     with open_sharded_run(
         run_store, kind=KIND, model=model.name, config=config, shards=shards
     ) as run:
-        outcome = run_sharded(shard_fn, shards, model=model, executor=executor,
-                              address=address, run=run, progress=progress, desc="corpus-stats")  # fmt: skip
+        outcome = run_sharded(
+            shard_fn,
+            shards,
+            model=model,
+            executor=executor,
+            address=address,
+            run=run,
+            progress=progress,
+            desc="corpus-stats",
+        )
         result = _result(outcome.frames, quantiles, config, executor_name, run.run_id)
         run.write_result(result)
     return result

@@ -74,22 +74,30 @@ class EntropyCollapse(Result):
             for layer, part in last.groupby("layer", sort=True):
                 labels = [f"L{r.layer}H{r.head}" for r in part.itertuples()]
                 fig.add_scatter(
-                    x=part.spectral_norm, y=part.entropy, mode="markers+text",
-                    name=f"layer {layer}", text=labels, textposition=where[part.index].tolist(),
-                    textfont={"size": 10}, marker={"size": 9},
+                    x=part.spectral_norm,
+                    y=part.entropy,
+                    mode="markers+text",
+                    name=f"layer {layer}",
+                    text=labels,
+                    textposition=where[part.index].tolist(),
+                    textfont={"size": 10},
+                    marker={"size": 9},
                     hovertemplate="%{text}: norm %{x:.3f}, entropy %{y:.3f}<extra></extra>",
-                )  # fmt: skip
+                )
             title = f"{self.model_name} ({last.checkpoint.iloc[0]}): entropy vs QK spectral norm"
         elif kind == "trajectories":
             fig = go.Figure()
             for (layer, head), part in df.groupby(["layer", "head"], sort=True):
                 fig.add_scatter(
-                    x=part.spectral_norm, y=part.entropy, mode="lines+markers",
-                    name=f"L{layer}H{head}", text=part.checkpoint,
+                    x=part.spectral_norm,
+                    y=part.entropy,
+                    mode="lines+markers",
+                    name=f"L{layer}H{head}",
+                    text=part.checkpoint,
                     marker={"size": np.linspace(5, 12, len(part))},  # grows with training
                     hovertemplate=f"L{layer}H{head} %{{text}}: norm %{{x:.3f}}, "
                     "entropy %{y:.3f}<extra></extra>",
-                )  # fmt: skip
+                )
             title = (
                 f"{self.model_name}: entropy vs QK spectral norm across training"
                 " (markers grow with the step)"
@@ -99,10 +107,13 @@ class EntropyCollapse(Result):
                 f"kind: unknown plot kind {kind!r}; choose 'scatter' or 'trajectories'"
             )
         fig.update_layout(
-            title=title, xaxis_title="sigma_max(W_Q W_K^T) / sqrt(d_head)",
-            yaxis_title="mean attention entropy (nats)", height=460,
-            margin={"t": 60, "l": 70, "r": 20, "b": 50}, **kwargs,
-        )  # fmt: skip
+            title=title,
+            xaxis_title="sigma_max(W_Q W_K^T) / sqrt(d_head)",
+            yaxis_title="mean attention entropy (nats)",
+            height=460,
+            margin={"t": 60, "l": 70, "r": 20, "b": 50},
+            **kwargs,
+        )
         return fig
 
 
@@ -178,14 +189,21 @@ def entropy_collapse_view(
                 notes.append(f"{path.name}: kept the final checkpoint's {', '.join(missing)}")
         entropy, norms = _mean_entropy(current, texts), _spectral_norms(current)
         frame = pd.DataFrame(
-            {"checkpoint": label, "step": number,
-             "layer": np.repeat(np.arange(model.n_layers), model.n_heads),
-             "head": np.tile(np.arange(model.n_heads), model.n_layers),
-             "entropy": entropy.ravel(), "spectral_norm": norms.ravel()}
-        )  # fmt: skip
+            {
+                "checkpoint": label,
+                "step": number,
+                "layer": np.repeat(np.arange(model.n_layers), model.n_heads),
+                "head": np.tile(np.arange(model.n_heads), model.n_layers),
+                "entropy": entropy.ravel(),
+                "spectral_norm": norms.ravel(),
+            }
+        )
         correlations[label] = float(frame.entropy.corr(frame.spectral_norm, method="spearman"))
         rows.append(frame)
     return EntropyCollapse(
-        model_name=model.name, table=pd.concat(rows, ignore_index=True),
-        correlations=correlations, weights_note=weights.WEIGHTS_NOTE, notes=notes,
-    )  # fmt: skip
+        model_name=model.name,
+        table=pd.concat(rows, ignore_index=True),
+        correlations=correlations,
+        weights_note=weights.WEIGHTS_NOTE,
+        notes=notes,
+    )

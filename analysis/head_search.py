@@ -214,12 +214,17 @@ class HeadHunter:
 
     def _round_scores(self, model, objective, select, chosen, remaining, runner, per_shard, round_):
         """{candidate: score of chosen + [candidate]} for every remaining candidate, sharded."""
-        key = {"model": model.name, "objective": objective.name, "round": round_,
-               "chosen": [list(c) for c in chosen]}  # fmt: skip
+        key = {
+            "model": model.name,
+            "objective": objective.name,
+            "round": round_,
+            "chosen": [list(c) for c in chosen],
+        }
         items = [list(c) for c in remaining]
         shards = make_shards(items, size=per_shard or len(items), key=key)
-        shard_fn = functools.partial(candidate_scores, hunter=self, objective=objective,
-                                     select=select, chosen=tuple(chosen))  # fmt: skip
+        shard_fn = functools.partial(
+            candidate_scores, hunter=self, objective=objective, select=select, chosen=tuple(chosen)
+        )
         frames = run_sharded(shard_fn, shards, model=model, executor=runner).frames
         table = pd.concat(frames, ignore_index=True)
         return {(int(r.layer), int(r.head)): float(r.score) for r in table.itertuples()}
@@ -317,10 +322,13 @@ def candidate_scores(
     with torch.no_grad():
         orig = model(objective.tokens[select].to(model.device))  # [batch, pos, d_vocab]
         rows = [
-            {"layer": layer, "head": head,
-             "score": hunter._score(model, objective, select, [*chosen, (layer, head)], orig)}
+            {
+                "layer": layer,
+                "head": head,
+                "score": hunter._score(model, objective, select, [*chosen, (layer, head)], orig),
+            }
             for layer, head in shard.items
-        ]  # fmt: skip
+        ]
     return pd.DataFrame(rows, columns=["layer", "head", "score"])
 
 

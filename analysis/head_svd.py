@@ -71,9 +71,14 @@ class HeadSVD(Result):
             energy = s**2 / max((s**2).sum(), 1e-300)
             for k, (value, share, cum) in enumerate(zip(s, energy, np.cumsum(energy), strict=True)):
                 rows.append(
-                    {"matrix": matrix, "component": k, "singular_value": float(value),
-                     "energy_share": float(share), "cumulative_energy": float(cum)}
-                )  # fmt: skip
+                    {
+                        "matrix": matrix,
+                        "component": k,
+                        "singular_value": float(value),
+                        "energy_share": float(share),
+                        "cumulative_energy": float(cum),
+                    }
+                )
         return pd.DataFrame(rows)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -108,10 +113,14 @@ class HeadSVD(Result):
             ):
                 fig.add_scatter(x=list(range(len(s))), y=s, mode="lines+markers", name=matrix)
             fig.update_layout(
-                title=f"{title}: singular spectra", xaxis_title="component",
-                yaxis_title="singular value", yaxis_type="log", height=420,
-                margin={"t": 60, "l": 70, "r": 20, "b": 50}, **kwargs,
-            )  # fmt: skip
+                title=f"{title}: singular spectra",
+                xaxis_title="component",
+                yaxis_title="singular value",
+                yaxis_type="log",
+                height=420,
+                margin={"t": 60, "l": 70, "r": 20, "b": 50},
+                **kwargs,
+            )
             return fig
         if kind == "readouts":
             table = readout_table(self.readouts)
@@ -123,9 +132,11 @@ class HeadSVD(Result):
                 )
             )
             fig.update_layout(
-                title=f"{title}: token readouts", height=min(2000, 80 + sum(_row_heights(table))),
-                margin={"t": 50, "l": 10, "r": 10, "b": 10}, **kwargs,
-            )  # fmt: skip
+                title=f"{title}: token readouts",
+                height=min(2000, 80 + sum(_row_heights(table))),
+                margin={"t": 50, "l": 10, "r": 10, "b": 10},
+                **kwargs,
+            )
             return fig
         raise ValueError(f"kind: unknown plot kind {kind!r}; choose 'spectrum' or 'readouts'")
 
@@ -175,10 +186,18 @@ def _token_readouts(
                 ids = order[:top_tokens]
                 for rank, (tok, token_id) in enumerate(zip(vocab(ids.tolist()), ids, strict=True)):
                     rows.append(
-                        {"matrix": matrix, "side": side, "basis": basis, "component": k,
-                         "sign": sign, "rank": rank, "token": str(tok),
-                         "token_id": int(token_id), "value": float(scores[token_id])}
-                    )  # fmt: skip
+                        {
+                            "matrix": matrix,
+                            "side": side,
+                            "basis": basis,
+                            "component": k,
+                            "sign": sign,
+                            "rank": rank,
+                            "token": str(tok),
+                            "token_id": int(token_id),
+                            "value": float(scores[token_id]),
+                        }
+                    )
     return pd.DataFrame(rows)
 
 

@@ -105,16 +105,27 @@ class ScoreDecomposition(Result):
     def summary(self) -> dict[str, Any]:
         """JSON-ready scalars and terms (used by `workbench decompose`)."""
         return {
-            "model": self.model_name, "layer": self.layer, "head": self.head,
-            "kv_head": self.kv_head, "query": self.query, "key": self.key,
-            "query_token": self.str_tokens[self.query], "key_token": self.str_tokens[self.key],
-            "score": self.score, "model_score": self.model_score,
-            "relative_error": self.relative_error, "pattern": self.pattern,
-            "firing": self.firing, "share": self.share, "selected": self.selected,
-            "sparsity": self.sparsity, "terms": self.terms.tolist(),
-            "singular_values": self.singular_values.tolist(), "rotary": self.rotary,
+            "model": self.model_name,
+            "layer": self.layer,
+            "head": self.head,
+            "kv_head": self.kv_head,
+            "query": self.query,
+            "key": self.key,
+            "query_token": self.str_tokens[self.query],
+            "key_token": self.str_tokens[self.key],
+            "score": self.score,
+            "model_score": self.model_score,
+            "relative_error": self.relative_error,
+            "pattern": self.pattern,
+            "firing": self.firing,
+            "share": self.share,
+            "selected": self.selected,
+            "sparsity": self.sparsity,
+            "terms": self.terms.tolist(),
+            "singular_values": self.singular_values.tolist(),
+            "rotary": self.rotary,
             "weights": self.weights_note,
-        }  # fmt: skip
+        }
 
     def plot(self, kind: str | None = "bars", **kwargs: Any) -> go.Figure:
         """`bars`: each component's term, the selected ones highlighted."""
@@ -131,10 +142,13 @@ class ScoreDecomposition(Result):
                 f"{self.model_name} L{self.layer}H{self.head} {q!r}@{self.query} -> {k!r}@{self.key}: "
                 f"score {self.score:.3g}, {self.sparsity}/{len(self.terms)} components reach {self.share:.0%}"
             ),
-            xaxis_title="singular component", yaxis_title="term sigma_k (x_q.u_k)(v_k.x_k)",
-            height=420, margin={"t": 60, "l": 70, "r": 20, "b": 50}, title_font_size=14,
+            xaxis_title="singular component",
+            yaxis_title="term sigma_k (x_q.u_k)(v_k.x_k)",
+            height=420,
+            margin={"t": 60, "l": 70, "r": 20, "b": 50},
+            title_font_size=14,
             **kwargs,
-        )  # fmt: skip
+        )
         return fig
 
 
@@ -181,9 +195,12 @@ class UpstreamContributions(Result):
         fig.update_layout(
             title=f"{self.model_name} L{self.layer}H{self.head}: upstream contributions "
             f"to components {self.selected} ({self.query} -> {self.key})",
-            showlegend=False, height=max(360, 140 + 30 * n), title_font_size=14,
-            margin={"t": 80, "l": 20 + 7 * longest, "r": 20, "b": 50}, **kwargs,
-        )  # fmt: skip
+            showlegend=False,
+            height=max(360, 140 + 30 * n),
+            title_font_size=14,
+            margin={"t": 80, "l": 20 + 7 * longest, "r": 20, "b": 50},
+            **kwargs,
+        )
         fig.update_xaxes(title_text="contribution to the selected terms")
         return fig
 
@@ -235,17 +252,33 @@ def decompose_score(
     pattern = float(inputs.pattern[head, query, key])
     post_ln = w.norm == "post-layernorm"
     return ScoreDecomposition(
-        model_name=model.name, layer=int(layer), head=int(head), kv_head=w.kv_head,
-        query=int(query), key=int(key), tokens=tokens[0].tolist(),
-        str_tokens=model.to_str_tokens(tokens), singular_values=s,
-        query_coords=query_coords, key_coords=key_coords, terms=terms, left=u, right=v,
-        x_query=x_q, x_key=x_k, score=float(terms.sum()),
-        model_score=float(inputs.scores[head, query, key]), pattern=pattern,
-        firing=pattern >= firing_threshold, share=float(share),
-        selected=fewest_reaching(terms, share), rotary=w.rotary,
+        model_name=model.name,
+        layer=int(layer),
+        head=int(head),
+        kv_head=w.kv_head,
+        query=int(query),
+        key=int(key),
+        tokens=tokens[0].tolist(),
+        str_tokens=model.to_str_tokens(tokens),
+        singular_values=s,
+        query_coords=query_coords,
+        key_coords=key_coords,
+        terms=terms,
+        left=u,
+        right=v,
+        x_query=x_q,
+        x_key=x_k,
+        score=float(terms.sum()),
+        model_score=float(inputs.scores[head, query, key]),
+        pattern=pattern,
+        firing=pattern >= firing_threshold,
+        share=float(share),
+        selected=fewest_reaching(terms, share),
+        rotary=w.rotary,
         weights_note="raw HuggingFace weights in float64 (post-LN encoder: x~ = [layer input; 1])"
-        if post_ln else weights.WEIGHTS_NOTE,
-    )  # fmt: skip
+        if post_ln
+        else weights.WEIGHTS_NOTE,
+    )
 
 
 def firing_pairs(
@@ -302,7 +335,13 @@ def upstream_contributions(
         rows, columns=["side", "source", "kind", "source_layer", "source_head", "contribution"]
     )
     return UpstreamContributions(
-        model_name=model.name, layer=d.layer, head=d.head, query=d.query, key=d.key,
-        selected=[int(k) for k in chosen], selected_score=float(d.terms[sel].sum()),
-        contributions=table, component_error=inputs.component_error,
-    )  # fmt: skip
+        model_name=model.name,
+        layer=d.layer,
+        head=d.head,
+        query=d.query,
+        key=d.key,
+        selected=[int(k) for k in chosen],
+        selected_score=float(d.terms[sel].sum()),
+        contributions=table,
+        component_error=inputs.component_error,
+    )

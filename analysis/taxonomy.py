@@ -97,17 +97,24 @@ class HeadTaxonomy(Result):
             values = self.scores[list(BEHAVIOURS)].to_numpy().T  # [behaviour, head]
             fig = go.Figure(
                 go.Heatmap(
-                    z=values, x=names, y=list(BEHAVIOURS), zmin=0, zmax=1, colorscale="Viridis",
+                    z=values,
+                    x=names,
+                    y=list(BEHAVIOURS),
+                    zmin=0,
+                    zmax=1,
+                    colorscale="Viridis",
                     colorbar={"title": {"text": "score"}},
                     texttemplate="%{z:.2f}" if len(names) <= 24 else None,
                     hovertemplate="%{x} %{y}: %{z:.3f}<extra></extra>",
                 )
-            )  # fmt: skip
+            )
             fig.update_layout(
-                title=f"{self.model_name}: head taxonomy", height=120 + 45 * len(BEHAVIOURS),
+                title=f"{self.model_name}: head taxonomy",
+                height=120 + 45 * len(BEHAVIOURS),
                 margin={"t": 60, "l": 130, "r": 20, "b": 70},
-                xaxis={"tickangle": -45 if len(names) > 16 else 0}, **kwargs,
-            )  # fmt: skip
+                xaxis={"tickangle": -45 if len(names) > 16 else 0},
+                **kwargs,
+            )
             return fig
         if kind == "clusters":
             fig = go.Figure()
@@ -118,17 +125,26 @@ class HeadTaxonomy(Result):
             for cluster, part in self.scores.groupby("cluster"):
                 text = [labels[self.scores.index.get_loc(i)] for i in part.index]
                 fig.add_scatter(
-                    x=part.pc1, y=part.pc2, mode="markers+text", name=f"cluster {cluster}",
-                    text=text, hovertext=text, hoverinfo="text", textfont={"size": 10},
+                    x=part.pc1,
+                    y=part.pc2,
+                    mode="markers+text",
+                    name=f"cluster {cluster}",
+                    text=text,
+                    hovertext=text,
+                    hoverinfo="text",
+                    textfont={"size": 10},
                     textposition=where[part.index].tolist(),
-                )  # fmt: skip
+                )
             pad = 0.15 * float(np.ptp(self.scores.pc1) or 1.0)
             fig.update_layout(
                 title=f"{self.model_name}: head clusters (silhouette {self.silhouette:.2f})",
-                xaxis_title="PC 1", yaxis_title="PC 2", height=480,
+                xaxis_title="PC 1",
+                yaxis_title="PC 2",
+                height=480,
                 xaxis={"range": [self.scores.pc1.min() - pad, self.scores.pc1.max() + pad]},
-                margin={"t": 60, "l": 60, "r": 20, "b": 50}, **kwargs,
-            )  # fmt: skip
+                margin={"t": 60, "l": 60, "r": 20, "b": 50},
+                **kwargs,
+            )
             return fig
         raise ValueError(f"kind: unknown plot kind {kind!r}; choose 'heatmap' or 'clusters'")
 
@@ -151,9 +167,12 @@ def _detection_scores(model: Model, tokens: torch.Tensor) -> dict[str, np.ndarra
             for layer, name in enumerate(names):
                 for head in range(model.n_heads):
                     score = _similarity(
-                        cache[name][b, head].float().cpu(), detection,
-                        exclude_bos=False, exclude_current_token=False, error_measure="mul",
-                    )  # fmt: skip
+                        cache[name][b, head].float().cpu(),
+                        detection,
+                        exclude_bos=False,
+                        exclude_current_token=False,
+                        error_measure="mul",
+                    )
                     totals[kind][layer, head] += factor * score
     return {k: totals[k] / max(counts[k], 1) for k in _DETECTORS}
 
@@ -163,9 +182,11 @@ def _profile_scores(model: Model, texts: list[str], *, progress: bool) -> dict[s
     from analysis.attention_stats import attention_stats
 
     stats = attention_stats(
-        model, texts, stats=("entropy", "sink", "max_prob", "mean_distance", "distance_hist"),
+        model,
+        texts,
+        stats=("entropy", "sink", "max_prob", "mean_distance", "distance_hist"),
         progress=progress,
-    )  # fmt: skip
+    )
     n_query = stats.entropy.shape[-1]
     query = torch.arange(n_query, dtype=torch.float64)  # [query]
     if model.is_causal:
@@ -278,12 +299,19 @@ def head_taxonomy(
     )
     frame["cluster"], frame["pc1"], frame["pc2"] = labels.astype(int), coords[:, 0], coords[:, 1]
     config = {
-        "method": method, "n_clusters": n_clusters, "threshold": threshold,
+        "method": method,
+        "n_clusters": n_clusters,
+        "threshold": threshold,
         "uniform_threshold": uniform_threshold,
-        "features": list(features), "seed": seed, "n_texts": len(texts),
+        "features": list(features),
+        "seed": seed,
+        "n_texts": len(texts),
         "repeated_shape": list(repeated.shape),
-    }  # fmt: skip
+    }
     return HeadTaxonomy(
-        model_name=model.name, scores=frame, silhouette=silhouette,
-        explained_variance=variance, config=config,
-    )  # fmt: skip
+        model_name=model.name,
+        scores=frame,
+        silhouette=silhouette,
+        explained_variance=variance,
+        config=config,
+    )

@@ -67,9 +67,18 @@ def child(backend: str, n: int, repeats: int) -> None:
         if backend == "chunked":
             return attention_with_stats(q, k, v, backend="chunked", chunk_size=256, **kwargs)
         config = validate_inputs(
-            q, k, v, sm_scale=None, backend="reference", key_lengths=None, sink_tokens=1,
-            mass_block=64, write_out=True, chunk_size=256, **kwargs,
-        )  # fmt: skip
+            q,
+            k,
+            v,
+            sm_scale=None,
+            backend="reference",
+            key_lengths=None,
+            sink_tokens=1,
+            mass_block=64,
+            write_out=True,
+            chunk_size=256,
+            **kwargs,
+        )
         return reference_attention(q, k, v, config, compute_dtype=torch.float32)
 
     run(q[:, :, :64], k[:, :, :64], v[:, :, :64])  # warm-up: libraries, allocator
@@ -184,7 +193,7 @@ def cpu_section(sizes, repeats: int, threads: int, max_eager_gib: float) -> dict
             "repeats": repeats,
             "torch_threads": threads,
             "memory": "peak RSS growth (VmHWM - VmRSS) per fresh process",
-        },  # fmt: skip
+        },
         "cases": cases,
         "target": {**TARGET, "verdict": verdict},
     }

@@ -51,9 +51,19 @@ def gpu_section(sizes=SIZES) -> dict:
 
     def make_config(q, k, v, causal, stats):
         return validate_inputs(
-            q, k, v, causal=causal, sm_scale=None, backend="triton", stats=stats,
-            key_lengths=None, sink_tokens=1, mass_block=64, write_out=True, chunk_size=256,
-        )  # fmt: skip
+            q,
+            k,
+            v,
+            causal=causal,
+            sm_scale=None,
+            backend="triton",
+            stats=stats,
+            key_lengths=None,
+            sink_tokens=1,
+            mass_block=64,
+            write_out=True,
+            chunk_size=256,
+        )
 
     def bench(fn) -> float:
         return triton.testing.do_bench(fn, warmup=25, rep=100)
@@ -175,10 +185,15 @@ def sm90_register_report() -> list[dict]:
     from kernels.triton_kernel import _attention_stats_kernel as kernel
 
     flags = {
-        "lse": "HAS_LSE", "entropy": "HAS_ENTROPY", "max_prob": "HAS_MAX_PROB", "sink": "HAS_SINK",
-        "mean_distance": "HAS_DIST", "sum_sq": "HAS_SUM_SQ", "distance_hist": "HAS_HIST",
+        "lse": "HAS_LSE",
+        "entropy": "HAS_ENTROPY",
+        "max_prob": "HAS_MAX_PROB",
+        "sink": "HAS_SINK",
+        "mean_distance": "HAS_DIST",
+        "sum_sq": "HAS_SUM_SQ",
+        "distance_hist": "HAS_HIST",
         "block_mass": "HAS_BLOCK_MASS",
-    }  # fmt: skip
+    }
     cuobjdump = os.path.join(os.path.dirname(triton.__file__), "backends/nvidia/bin/cuobjdump")
     signature, aligned = _signature(kernel, "bf16")
     report = []
@@ -188,12 +203,24 @@ def sm90_register_report() -> list[dict]:
             tile_stats = any(name in TILE_STATS for name in stats)
             block_m, block_n, warps, stages = launch_config(d_head, False, tile_stats)
             constants = dict(
-                HEAD_DIM=d_head, BLOCK_D=d_head, BLOCK_M=block_m, BLOCK_N=block_n,
-                BLOCK_MB=64, BLOCK_SINK=16, BUCKETS_PAD=16 if "distance_hist" in stats else 1,
-                CAUSAL=True, HAS_KEY_LENGTHS=False, WRITE_OUT=True, UPCAST=False,
-                DOT_PRECISION="tf32", stride_qd=1, stride_kd=1, stride_vd=1, stride_od=1,
+                HEAD_DIM=d_head,
+                BLOCK_D=d_head,
+                BLOCK_M=block_m,
+                BLOCK_N=block_n,
+                BLOCK_MB=64,
+                BLOCK_SINK=16,
+                BUCKETS_PAD=16 if "distance_hist" in stats else 1,
+                CAUSAL=True,
+                HAS_KEY_LENGTHS=False,
+                WRITE_OUT=True,
+                UPCAST=False,
+                DOT_PRECISION="tf32",
+                stride_qd=1,
+                stride_kd=1,
+                stride_vd=1,
+                stride_od=1,
                 **{flag: name in stats for name, flag in flags.items()},
-            )  # fmt: skip
+            )
             attrs = {(i,): [["tt.divisibility", 16]] for i in aligned}
             source = ASTSource(kernel, signature, constexprs=constants, attrs=attrs)
             compiled = triton.compile(

@@ -87,10 +87,13 @@ def main() -> None:
 
     def head_view(layer: int, head: int, hover: dict | None = None) -> dict:
         inputs = {
-            "attention-layer.value": layer, "attention-head.value": head,
-            "attention-token.value": 64, "attention-stat.value": "entropy",
-            "attention-block-size.value": "16", "attention-heads.hoverData": hover,
-        }  # fmt: skip
+            "attention-layer.value": layer,
+            "attention-head.value": head,
+            "attention-token.value": 64,
+            "attention-stat.value": "entropy",
+            "attention-block-size.value": "16",
+            "attention-heads.hoverData": hover,
+        }
         changed = ["attention-heads.hoverData"] if hover else ["attention-layer.value"]
         return post_callback(app, client, head_outputs, inputs, page_state, changed=changed)
 
@@ -134,7 +137,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "omp_threads": os.environ.get("OMP_NUM_THREADS"),
-        },  # fmt: skip
+        },
         "first_view_s": {"heads_heatmap": first_heads, "head_views": first_head},
         "interactions": {kind: summary(values) for kind, values in kinds.items()},
         "interactions_all": summary(every),

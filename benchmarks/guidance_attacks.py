@@ -139,7 +139,7 @@ def main() -> None:
             dissipation_weight=DISSIPATION_WEIGHT,
             require_dissipation=True,
             **common,
-        ),  # fmt: skip
+        ),
         "attack_dissipate_only": run_attack(
             model, dissipate_task, objective="dissipation", heads=LAYER1, n_adv=10, **common
         ),
@@ -150,9 +150,17 @@ def main() -> None:
         make_task("similarity", minilm, n=args.n_minilm, seed=HELD_OUT_SEED).clean_text
     )
     report["attack_minilm"] = run_attack(
-        minilm, sentences, objective="embedding", heads=((5, 0), (5, 1)), n_adv=3, steps=20, top_k=32, batch_size=64,
-        seed=0, cosine_threshold=0.5,
-    )  # fmt: skip
+        minilm,
+        sentences,
+        objective="embedding",
+        heads=((5, 0), (5, 1)),
+        n_adv=3,
+        steps=20,
+        top_k=32,
+        batch_size=64,
+        seed=0,
+        cosine_threshold=0.5,
+    )
     progress = report["attack_flip_dissipate"]["entropy_progress"]
     report["targets"] = {
         "flip_success_rate_at_least_0.7": report["attack_flip"]["success_rate"] >= 0.7,

@@ -89,8 +89,12 @@ def main() -> None:
     )
     n_shards = -(-args.docs // args.docs_per_shard)
     report = {
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": os.getloadavg()[0],
-                    "python": platform.python_version(), "torch": torch.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m_at_start": os.getloadavg()[0],
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "model": "tiny-ioi",
         "documents": args.docs,
         "shards": n_shards,
@@ -99,13 +103,17 @@ def main() -> None:
         "ray_cold_start_and_sweep_s": round(cold_s, 3),
         "ray_warm_sweep_s": round(warm_s, 3),
         "ray_warm_speedup_vs_inprocess": round(inprocess_s / warm_s, 3),
-        "documents_per_s": {"inprocess": round(args.docs / inprocess_s, 1),
-                            "ray_warm": round(args.docs / warm_s, 1)},
+        "documents_per_s": {
+            "inprocess": round(args.docs / inprocess_s, 1),
+            "ray_warm": round(args.docs / warm_s, 1),
+        },
         "noop_shards": args.noop_shards,
-        "ray_overhead_per_shard_ms": round(1e3 * (ray_noop_s - inprocess_noop_s) / args.noop_shards, 3),
+        "ray_overhead_per_shard_ms": round(
+            1e3 * (ray_noop_s - inprocess_noop_s) / args.noop_shards, 3
+        ),
         "inprocess_overhead_per_shard_ms": round(1e3 * inprocess_noop_s / args.noop_shards, 3),
         "results_identical": identical,
-    }  # fmt: skip
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

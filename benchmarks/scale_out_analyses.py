@@ -84,22 +84,35 @@ def main() -> None:
         )
         workers = len(ray_executor.workers())
     report = {
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_at_start": os.getloadavg()[0],
-                    "python": platform.python_version(), "torch": torch.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m_at_start": os.getloadavg()[0],
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
         "model": "tiny-ioi",
         "ray_workers": workers,
         "exhaustive_patching": {
-            "prompts": args.prompts, "edges": 110, "shards": local.config["n_shards"],
+            "prompts": args.prompts,
+            "edges": 110,
+            "shards": local.config["n_shards"],
             "inprocess_unsharded_s": round(plain_s, 3),
             "inprocess_sharded_s": round(local_s, 3),
             "ray_cold_start_and_run_s": round(cold_s, 3),
             "ray_warm_s": round(warm_s, 3),
             "ray_warm_speedup_vs_inprocess": round(plain_s / warm_s, 3),
-            "forward_passes": {"unsharded": plain.config["n_forward"], "sharded": local.config["n_forward"]},
-            "results_identical": all(torch.equal(c.scores, plain.scores) for c in (local, cold, warm)),
+            "forward_passes": {
+                "unsharded": plain.config["n_forward"],
+                "sharded": local.config["n_forward"],
+            },
+            "results_identical": all(
+                torch.equal(c.scores, plain.scores) for c in (local, cold, warm)
+            ),
         },
         "attack": {
-            "prompts": args.attack_prompts, "shards": args.attack_prompts, **ATTACK,
+            "prompts": args.attack_prompts,
+            "shards": args.attack_prompts,
+            **ATTACK,
             "heads": [list(h) for h in ATTACK["heads"]],
             "inprocess_s": round(attack_plain_s, 3),
             "ray_warm_s": round(attack_ray_s, 3),
@@ -107,7 +120,7 @@ def main() -> None:
             "results_identical": attack_ray.prompts.equals(attack_plain.prompts)
             and attack_ray.head_stats.equals(attack_plain.head_stats),
         },
-    }  # fmt: skip
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -187,9 +187,14 @@ class Circuit(Result):
         )
         for n in nodes:
             fig.add_annotation(
-                x=pos[n][0], y=pos[n][1], text=n, showarrow=False, yshift=15,
-                bgcolor="rgba(255,255,255,0.85)", font={"size": 11},
-            )  # fmt: skip
+                x=pos[n][0],
+                y=pos[n][1],
+                text=n,
+                showarrow=False,
+                yshift=15,
+                bgcolor="rgba(255,255,255,0.85)",
+                font={"size": 11},
+            )
         tallest = max(Counter(x for x, _ in pos.values()).values(), default=1)
         fig.update_layout(
             title=f"{self.method} circuit of {self.model} on {self.task} ({self.n_edges} edges)",

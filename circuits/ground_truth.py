@@ -46,9 +46,17 @@ def exhaustive_patching(
     The scores are the same for every sharding and executor.
     """
     return path_patching(
-        model, task, batch_size=batch_size, progress=progress, seed=seed, method="exhaustive",
-        executor=executor, address=address, edges_per_shard=edges_per_shard, store=store,
-    )  # fmt: skip
+        model,
+        task,
+        batch_size=batch_size,
+        progress=progress,
+        seed=seed,
+        method="exhaustive",
+        executor=executor,
+        address=address,
+        edges_per_shard=edges_per_shard,
+        store=store,
+    )
 
 
 def reference_circuit(exhaustive: Circuit, *, gap: float, share: float = 0.01) -> Circuit:

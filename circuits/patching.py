@@ -202,26 +202,50 @@ def path_patching(
         chosen = [graph.edge_index[e] for e in edges]
     if not chosen:
         raise ValueError("edges: no edge to patch (empty list)")
-    run_config = {"model": model.name, "task": task.name, "task_digest": task_digest(task),
-                  "method": method, "batch_size": batch_size, "edges_per_shard": edges_per_shard,
-                  "edges": chosen}  # fmt: skip
+    run_config = {
+        "model": model.name,
+        "task": task.name,
+        "task_digest": task_digest(task),
+        "method": method,
+        "batch_size": batch_size,
+        "edges_per_shard": edges_per_shard,
+        "edges": chosen,
+    }
     size = len(chosen) if edges_per_shard is None else edges_per_shard
     shards = make_shards(chosen, size=size, key=run_config)
     shard_fn = functools.partial(
         edge_effects, task=task, batch_size=batch_size, progress=progress and len(shards) == 1
     )
-    sharded = functools.partial(run_sharded, shard_fn, shards, model=model, executor=executor,
-                                address=address, progress=progress and len(shards) > 1,
-                                desc="path patching")  # fmt: skip
+    sharded = functools.partial(
+        run_sharded,
+        shard_fn,
+        shards,
+        model=model,
+        executor=executor,
+        address=address,
+        progress=progress and len(shards) > 1,
+        desc="path patching",
+    )
     run_store = as_store(store)
     if run_store is None:
-        return _path_circuit(graph, task, method, chosen, edges, sharded().frames, shards,
-                             batch_size, seed, start)  # fmt: skip
+        return _path_circuit(
+            graph, task, method, chosen, edges, sharded().frames, shards, batch_size, seed, start
+        )
     with open_sharded_run(
         run_store, kind="circuit", model=model.name, config=run_config, shards=shards
     ) as run:
-        circuit = _path_circuit(graph, task, method, chosen, edges, sharded(run=run).frames,
-                                shards, batch_size, seed, start)  # fmt: skip
+        circuit = _path_circuit(
+            graph,
+            task,
+            method,
+            chosen,
+            edges,
+            sharded(run=run).frames,
+            shards,
+            batch_size,
+            seed,
+            start,
+        )
         circuit = dataclasses.replace(circuit, config={**circuit.config, "run_id": run.run_id})
         run.write_result(circuit)
     return circuit

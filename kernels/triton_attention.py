@@ -63,13 +63,26 @@ def kernel_arguments(q, k, v, config: AttentionConfig, interpret: bool, tiles=No
     dummy = q.new_empty(1, dtype=torch.float32)  # for pointers a switched-off branch never reads
     out_arg = out if out is not None else q
     args = (
-        q, k, v, out_arg,
+        q,
+        k,
+        v,
+        out_arg,
         config.key_lengths if config.key_lengths is not None else dummy,
         *(fields.get(name, dummy) for name in KERNEL_OUTPUTS),
-        *q.stride(), *k.stride(), *v.stride(), *out_arg.stride(),
-        heads_q, heads_q // heads_kv, seq_q, seq_k, config.sm_scale * LOG2E, config.sink_tokens,
-        n_buckets, config.mass_block, n_mass_blocks,
-    )  # fmt: skip
+        *q.stride(),
+        *k.stride(),
+        *v.stride(),
+        *out_arg.stride(),
+        heads_q,
+        heads_q // heads_kv,
+        seq_q,
+        seq_k,
+        config.sm_scale * LOG2E,
+        config.sink_tokens,
+        n_buckets,
+        config.mass_block,
+        n_mass_blocks,
+    )
     meta = dict(
         HEAD_DIM=d_head,
         BLOCK_D=max(16, triton.next_power_of_2(d_head)),

@@ -71,7 +71,7 @@ def test_corpus_run_heatmap_and_histogram_hold_the_stored_numbers(duo, zoo_model
 
     choose(duo, "attention-corpus-stat", "sink")
     choose(duo, "attention-corpus-aggregate", "q95")
-    heads = wait_for_figure(duo, "attention-corpus-heads", lambda f: "q95 sink" in str(f["layout"]))  # fmt: skip
+    heads = wait_for_figure(duo, "attention-corpus-heads", lambda f: "q95 sink" in str(f["layout"]))
     expected = stored.per_head.pivot(index="layer", columns="head", values="sink_q95")
     np.testing.assert_allclose(z_of(heads), expected.to_numpy(), rtol=1e-12)
     choose(duo, "attention-corpus-stat", "mean_distance")

@@ -75,5 +75,5 @@ def test_missing_model_path_shows_a_clear_message(duo):
     duo.wait_for_page(duo.server_url + "/")
     duo.find_element("#prompt-path").send_keys("/no/such/checkpoint")
     duo.find_element("#prompt-load").click()
-    duo.wait_for_contains_text("#prompt-load-status", "no checkpoint folder", timeout=15)
+    duo.wait_for_contains_text("#prompt-load-status", "outside the folders", timeout=15)
     assert duo.get_logs() == []

@@ -32,14 +32,29 @@ def pattern_labels(app, client, session: str, prompt: str) -> list[str]:
     answer = post_callback(
         app,
         client,
-        [f"attention-{p}" for p in ("pattern.figure", "along.figure", "distance.figure",
-                                    "block.figure", "error.children")],
-        {"attention-layer.value": 0, "attention-head.value": 1, "attention-token.value": None,
-         "attention-stat.value": "entropy", "attention-block-size.value": "8",
-         "attention-heads.hoverData": None},
-        {"attention-query.data": {"model": "tiny-ioi", "prompt": prompt},
-         "session-id.data": session},
-    )  # fmt: skip
+        [
+            f"attention-{p}"
+            for p in (
+                "pattern.figure",
+                "along.figure",
+                "distance.figure",
+                "block.figure",
+                "error.children",
+            )
+        ],
+        {
+            "attention-layer.value": 0,
+            "attention-head.value": 1,
+            "attention-token.value": None,
+            "attention-stat.value": "entropy",
+            "attention-block-size.value": "8",
+            "attention-heads.hoverData": None,
+        },
+        {
+            "attention-query.data": {"model": "tiny-ioi", "prompt": prompt},
+            "session-id.data": session,
+        },
+    )
     return answer["response"]["attention-pattern"]["figure"]["layout"]["xaxis"]["ticktext"]
 
 

@@ -219,9 +219,11 @@ def test_a_body_under_the_cap_is_still_read(app, client):
         client,
         HEAD_OUTPUTS,
         HEAD_INPUTS,
-        {"attention-query.data": {"model": "tiny-ioi", "prompt": PROMPT, "pad": padding},
-         "session-id.data": session},
-    )  # fmt: skip
+        {
+            "attention-query.data": {"model": "tiny-ioi", "prompt": PROMPT, "pad": padding},
+            "session-id.data": session,
+        },
+    )
     assert answer["response"]["attention-error"]["children"] is None
 
 

@@ -1,13 +1,15 @@
 """`workbench app`: serve the dashboard (127.0.0.1:8050 unless told otherwise).
 
 Checkpoints never run their own code unless `--trust-remote-code` is given here; the browser
-cannot turn it on. Requests are answered only when their Host header names 127.0.0.1,
+cannot turn it on. The browser opens checkpoint folders only inside `--models-dir` folders
+(default: the current folder) and hub ids only with `--allow-hub`. Requests are answered only when their Host header names 127.0.0.1,
 localhost, [::1], the `--host` served on, or an `--allow-host` name (against DNS rebinding).
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from workbench.cli._common import UsageError
 
@@ -26,8 +28,18 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         trust_remote_code=args.trust_remote_code,
         allowed_hosts=list(args.allow_host),
+        models_dirs=_folders(args.models_dir),
+        allow_hub=args.allow_hub,
     )
     return 0
+
+
+def _folders(paths: list[str]) -> list[str]:
+    """The `--models-dir` folders, each checked to exist before the server starts."""
+    for path in paths:
+        if not Path(path).expanduser().is_dir():
+            raise UsageError(f"--models-dir: {path} is not a folder")
+    return paths
 
 
 def register(sub, json_flag) -> None:
@@ -41,6 +53,19 @@ def register(sub, json_flag) -> None:
         metavar="NAME",
         help="also answer requests addressed to this host name (repeatable; "
         "127.0.0.1, localhost, [::1] and --host are always answered)",
+    )
+    app.add_argument(
+        "--models-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder whose checkpoints the browser may open (repeatable; default: the "
+        "current folder); zoo models are always available",
+    )
+    app.add_argument(
+        "--allow-hub",
+        action="store_true",
+        help="let the browser load hub ids (downloads; off by default)",
     )
     app.add_argument(
         "--trust-remote-code",

@@ -125,12 +125,16 @@ def serve(
     *,
     trust_remote_code: bool = False,
     allowed_hosts: Iterable[str] = (),
+    models_dirs: Iterable[str] = (),
+    allow_hub: bool = False,
 ) -> None:
     """Build the app and serve it at http://host:port until interrupted.
 
     `trust_remote_code` lets local or hub checkpoints run their own code (off by default;
     only the command line can turn it on). Requests are answered when their Host is a
-    loopback name, `host` itself or one of `allowed_hosts`.
+    loopback name, `host` itself or one of `allowed_hosts`. A browser may open checkpoint
+    folders only inside `models_dirs` (default: the current folder) and hub ids only with
+    `allow_hub`.
     """
     extra = [host, *allowed_hosts]
     request_guard.allowed_hosts(extra)  # ValueError for a bad name, before anything starts
@@ -146,7 +150,11 @@ def serve(
             "localhost or [::1] are answered (add names with --allow-host).",
             file=sys.stderr,
         )
-    state.configure(trust_remote_code=trust_remote_code)
+    state.configure(
+        trust_remote_code=trust_remote_code,
+        model_roots=list(models_dirs) or None,
+        allow_hub=allow_hub,
+    )
     from workbench.export import start_server
 
     start_server()  # one kaleido (headless chromium) for every export

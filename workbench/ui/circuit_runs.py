@@ -56,7 +56,7 @@ def trace_job(
     if not isinstance(n_prompts, int) or not 1 <= n_prompts <= MAX_PROMPTS:
         raise ValueError(f"prompts: {n_prompts!r} is not a number of prompts in 1..{MAX_PROMPTS}")
     set_progress((2, "loading model and task"))
-    model = state.get_model(model_name)
+    model = state.open_model(model_name)
     task = make_task(task_name, model, n=n_prompts)
     options = (
         {"progress": True}

@@ -96,19 +96,26 @@ def section() -> Any:
         [
             dmc.Select(id="attention-corpus-run", label="Corpus run", data=[], w=440),
             dmc.Select(
-                id="attention-corpus-stat", label="Statistic", data=STATISTICS, value="entropy",
+                id="attention-corpus-stat",
+                label="Statistic",
+                data=STATISTICS,
+                value="entropy",
                 w=160,
             ),
             dmc.Select(
-                id="attention-corpus-aggregate", label="Aggregate", data=AGGREGATES,
-                value="mean", w=110,
+                id="attention-corpus-aggregate",
+                label="Aggregate",
+                data=AGGREGATES,
+                value="mean",
+                w=110,
             ),
-            dmc.Button("Refresh", id="attention-corpus-refresh", size="compact-sm",
-                       variant="light"),
+            dmc.Button(
+                "Refresh", id="attention-corpus-refresh", size="compact-sm", variant="light"
+            ),
             table_buttons("attention-corpus"),
         ],
         align="flex-end",
-    )  # fmt: skip
+    )
     return dmc.Stack(
         [
             dmc.Title("Corpus", order=3),
@@ -124,7 +131,7 @@ def section() -> Any:
                 ],
                 c="dimmed",
                 size="sm",
-            ),  # fmt: skip
+            ),
             controls,
             dmc.Text(id="attention-corpus-counts", size="sm"),
             html.Div(id="attention-corpus-error"),

@@ -127,9 +127,13 @@ def pattern_figure(
         fig.update_yaxes(**thin)
     if query is not None and 0 <= query < n:
         fig.add_shape(
-            type="rect", x0=-0.5, x1=n - 0.5, y0=query - 0.5, y1=query + 0.5,
+            type="rect",
+            x0=-0.5,
+            x1=n - 0.5,
+            y0=query - 0.5,
+            y1=query + 0.5,
             line={"color": "crimson", "width": 2},
-        )  # fmt: skip
+        )
     return fig
 
 

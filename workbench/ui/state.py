@@ -14,6 +14,11 @@ client can make the server keep is bounded:
   A model loads outside the global lock, under a per-model loading lock: two requests for
   one model load it once, and requests for other models or results never wait for a load.
   `configure(trust_remote_code=...)` is set from the command line only.
+- Models named by a browser request go through `open_model`, never straight to the loader:
+  zoo names and models already loaded are served; a folder is opened only inside the model
+  folders the server was started with (`configure(model_roots=...)`, `workbench app
+  --models-dir DIR`; default: the folder the server was started in), and a hub id only with
+  `configure(allow_hub=True)` (`--allow-hub`). Checkpoints load from safetensors only.
 - Session results: each browser tab carries a random session id (a `dcc.Store` with
   `storage_type="session"`); results computed for it are kept under that id, so sessions
   never see each other's results. All sessions share one LRU bounded by bytes
@@ -65,6 +70,8 @@ _settings: dict[str, Any] = {
     "store": None,
     "result_cache_bytes": None,
     "max_models": None,
+    "model_roots": None,
+    "allow_hub": False,
 }
 _results: OrderedDict[str, OrderedDict[str, tuple[Any, int, frozenset[int]]]] = OrderedDict()
 _order: OrderedDict[tuple[str, str], None] = OrderedDict()  # every result, LRU first
@@ -148,11 +155,14 @@ def configure(
     store: str | Path | None = None,
     result_cache_bytes: int | None = None,
     max_models: int | None = None,
+    model_roots: Iterable[str | Path] | None = None,
+    allow_hub: bool | None = None,
 ) -> None:
     """Process-wide settings, from the command line (never from a browser request).
 
     `result_cache_bytes` / `max_models` bound the caches (see the module docstring); lowering
-    them evicts at once.
+    them evicts at once. `model_roots` are the folders inside which a browser may open
+    checkpoints (resolved now), `allow_hub` lets a browser name hub ids.
     """
     global _store
     with _lock:
@@ -167,6 +177,10 @@ def configure(
         if max_models is not None:
             _settings["max_models"] = _positive_int(max_models, "max models")
             _evict_models()
+        if model_roots is not None:
+            _settings["model_roots"] = [Path(root).expanduser().resolve() for root in model_roots]
+        if allow_hub is not None:
+            _settings["allow_hub"] = bool(allow_hub)
 
 
 def trust_remote_code() -> bool:
@@ -248,6 +262,36 @@ def get_model(name: str) -> Model:
             _models[key] = model
             _evict_models(keep=key)
         return model
+
+
+def model_roots() -> list[Path]:
+    """The folders inside which a browser request may open checkpoints."""
+    return list(_settings["model_roots"] or [Path.cwd().resolve()])
+
+
+def open_model(name: str) -> Model:
+    """`get_model` for a name sent by a browser: zoo models and models already loaded are
+    served; anything else must be a folder inside `model_roots()` (or, with `allow_hub`, a
+    hub id). `ValueError` naming the rule otherwise, before anything is read from disk."""
+    key = canonical_name(name)
+    with _lock:
+        known = key in _models
+    if not known and key not in ZOO:
+        path = Path(key)
+        if path.is_absolute():
+            roots = model_roots()
+            if not any(path == root or root in path.parents for root in roots):
+                shown = ", ".join(str(root) for root in roots)
+                raise ValueError(
+                    f"model: {name.strip()[:200]} is outside the folders this dashboard opens "
+                    f"checkpoints from ({shown}); start it with `workbench app --models-dir DIR`"
+                )
+        elif not _settings["allow_hub"]:
+            raise ValueError(
+                f"model: {name.strip()[:200]!r} is neither a zoo model nor a checkpoint folder; "
+                "hub ids load only when the dashboard is started with `--allow-hub`"
+            )
+    return get_model(name)
 
 
 def _evict_models(keep: str | None = None) -> None:

@@ -35,9 +35,17 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
 def test_decompose_json_reconstructs_the_score(capsys):
     code, stdout, stderr = run_main(
         capsys,
-        "decompose", "tiny-ioi", "When Mary and John went to the store, John gave a drink to",
-        "1", "0", "14", "13", "--upstream", "3", "--json",
-    )  # fmt: skip
+        "decompose",
+        "tiny-ioi",
+        "When Mary and John went to the store, John gave a drink to",
+        "1",
+        "0",
+        "14",
+        "13",
+        "--upstream",
+        "3",
+        "--json",
+    )
     assert code == 0, stderr
     payload = json.loads(stdout)
     assert payload["relative_error"] < 1e-4

@@ -102,8 +102,10 @@ def test_folding_matches_transformer_lens_compatibility_mode(name):
     for head in range(model.n_heads):
         w = weights.head_weights(model, 1, head)
         tl = {
-            "Q": attn.W_Q[head], "K": attn.W_K[w.kv_head], "V": attn.W_V[w.kv_head],
-        }  # fmt: skip
+            "Q": attn.W_Q[head],
+            "K": attn.W_K[w.kv_head],
+            "V": attn.W_V[w.kv_head],
+        }
         for letter, ours in (("Q", w.W_Q), ("K", w.W_K), ("V", w.W_V)):
             np.testing.assert_allclose(
                 centre @ ours[:-1], tl[letter].detach().double().numpy(), atol=1e-6

@@ -42,10 +42,18 @@ def _planted_model(folder) -> Model:
 
     tok = word_level_tokenizer(WORDS)
     cfg = GPT2Config(
-        vocab_size=len(tok), n_positions=N_POS, n_embd=D_MODEL, n_layer=2, n_head=N_HEADS,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.bos_token_id, pad_token_id=tok.pad_token_id,
-    )  # fmt: skip
+        vocab_size=len(tok),
+        n_positions=N_POS,
+        n_embd=D_MODEL,
+        n_layer=2,
+        n_head=N_HEADS,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.bos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     hf = GPT2LMHeadModel(cfg)
     codes, back = _position_codes()
     norm = np.sqrt(D_MODEL / 2.0)  # LayerNorm scales a norm-sqrt(2) residual by about this

@@ -12,9 +12,21 @@ from tests.cli_helpers import run_cli
 @pytest.mark.slow
 def test_attack_json_reports_success_steps_and_head_statistics():
     proc = run_cli(
-        "attack", "tiny-ioi", "--n-prompts", "2", "--steps", "8", "--batch-size", "32",
-        "--heads", "1.0,1.2", "--seed", "3", "--quiet", "--json",
-    )  # fmt: skip
+        "attack",
+        "tiny-ioi",
+        "--n-prompts",
+        "2",
+        "--steps",
+        "8",
+        "--batch-size",
+        "32",
+        "--heads",
+        "1.0,1.2",
+        "--seed",
+        "3",
+        "--quiet",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["objective"] == "flip" and len(payload["prompts"]) == 2

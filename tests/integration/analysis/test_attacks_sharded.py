@@ -67,8 +67,11 @@ def test_cli_rejects_a_bad_prompts_per_shard():
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
         [sys.executable, "-m", "workbench.cli", "attack", "tiny-ioi", "--per-shard", "0"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stderr.strip() == (
         "workbench: error: --per-shard: expected a positive integer, got 0"
     )

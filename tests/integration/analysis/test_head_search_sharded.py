@@ -26,9 +26,13 @@ def test_candidate_shards_give_the_unsharded_search_exactly(search):
     model, objective, select, heldout = search
     plain = HeadHunter(rounds=2).fit(model, objective, select=select, heldout=heldout)
     sharded = HeadHunter(rounds=2).fit(
-        model, objective, select=select, heldout=heldout,
-        executor=InProcessExecutor(), candidates_per_shard=3,
-    )  # fmt: skip
+        model,
+        objective,
+        select=select,
+        heldout=heldout,
+        executor=InProcessExecutor(),
+        candidates_per_shard=3,
+    )
     assert sharded.heads_ == plain.heads_
     assert_frame_equal(sharded.history_, plain.history_, check_exact=True)
     assert sharded.result_.comparison == plain.result_.comparison
@@ -39,8 +43,9 @@ def test_the_shard_function_pickles_for_ray(search):
     cloudpickle = pytest.importorskip("cloudpickle")  # what Ray pickles with; not `ray.` here:
     # importing Ray early would fix its auth mode before the cluster fixture sets it
     model, objective, select, _ = search
-    shard_fn = functools.partial(candidate_scores, hunter=HeadHunter(), objective=objective,
-                                 select=select, chosen=((1, 2),))  # fmt: skip
+    shard_fn = functools.partial(
+        candidate_scores, hunter=HeadHunter(), objective=objective, select=select, chosen=((1, 2),)
+    )
     (shard,) = make_shards([[0, 1], [1, 3]], size=2, key="pickle")
     again = cloudpickle.loads(cloudpickle.dumps(shard_fn))
     assert_frame_equal(again(model, shard), shard_fn(model, shard), check_exact=True)

@@ -35,8 +35,9 @@ def test_trace_passes_the_executor_and_a_subset_keeps_its_edges(ioi):
     labels = list(build_graph(model, readout=task.readout).edge_labels)
     chosen = labels[3:40:4]
     full = trace(model, task, method="exhaustive", executor="inprocess", edges_per_shard=60)
-    part = trace(model, task, method="path", edges=chosen, executor=InProcessExecutor(),
-                 edges_per_shard=3)  # fmt: skip
+    part = trace(
+        model, task, method="path", edges=chosen, executor=InProcessExecutor(), edges_per_shard=3
+    )
     index = [labels.index(e) for e in chosen]
     assert torch.equal(part.scores[index], full.scores[index])
     assert int(part.included.sum()) == len(chosen) and (part.scores[~part.included] == 0).all()
@@ -89,14 +90,31 @@ def test_bad_sharding_arguments_raise(ioi):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "workbench.cli", *args], capture_output=True,
-                           text=True, env=env, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
 def test_cli_sharded_exhaustive_matches_the_api(zoo_model):
-    proc = _cli("circuit", "tiny-ioi", "ioi", "--method", "exhaustive", "--n", "4",
-                "--per-shard", "30", "--show", "110", "--json")  # fmt: skip
+    proc = _cli(
+        "circuit",
+        "tiny-ioi",
+        "ioi",
+        "--method",
+        "exhaustive",
+        "--n",
+        "4",
+        "--per-shard",
+        "30",
+        "--show",
+        "110",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["config"]["n_shards"] == 4

@@ -109,8 +109,22 @@ def test_cli_stats_figures_match_the_library(zoo_model, tmp_path, capsys):
     from kernels import DEFAULT_STATS
 
     out = tmp_path / "mass.html"
-    argv = ["figure", "stats", "tiny-ioi", PROMPT, "--kind", "block_mass", "--layer", "0",
-            "--head", "1", "--mass-block", "4", "-o", str(out)]  # fmt: skip
+    argv = [
+        "figure",
+        "stats",
+        "tiny-ioi",
+        PROMPT,
+        "--kind",
+        "block_mass",
+        "--layer",
+        "0",
+        "--head",
+        "1",
+        "--mass-block",
+        "4",
+        "-o",
+        str(out),
+    ]
     assert main(argv) == 0
     expected = attention_stats(
         zoo_model("tiny-ioi"), [PROMPT], stats=[*DEFAULT_STATS, "block_mass"], mass_block=4

@@ -24,10 +24,18 @@ def test_close_points_get_non_overlapping_labels():
 
 def test_readout_table_groups_tokens_and_rounds_only_for_display():
     readouts = pd.DataFrame(
-        {"matrix": "qk", "side": "query", "basis": "W_E", "component": 0, "sign": "+",
-         "rank": [1, 0], "token": ["park", "farm"], "token_id": [3, 4],
-         "value": [1.23456789, 2.3456789]}
-    )  # fmt: skip
+        {
+            "matrix": "qk",
+            "side": "query",
+            "basis": "W_E",
+            "component": 0,
+            "sign": "+",
+            "rank": [1, 0],
+            "token": ["park", "farm"],
+            "token_id": [3, 4],
+            "value": [1.23456789, 2.3456789],
+        }
+    )
     table = readout_table(readouts)
     assert len(table) == 1
     assert table["tokens (value)"].item() == "farm (2.35), park (1.23)"

@@ -97,5 +97,13 @@ def test_uniform_attention_closed_forms(backend, request):
 
 def test_distance_buckets():
     assert [distance_buckets(n) for n in (1, 2, 3, 4, 5, 8, 9, 1024, 1025)] == [
-        1, 2, 3, 3, 4, 4, 5, 11, 12
-    ]  # fmt: skip
+        1,
+        2,
+        3,
+        3,
+        4,
+        4,
+        5,
+        11,
+        12,
+    ]

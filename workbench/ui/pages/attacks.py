@@ -59,9 +59,17 @@ def layout(**query: str) -> Any:
     model_name, prompt = selection.model_and_prompt(selected)
     controls = dmc.Group(
         [
-            dmc.Select(id="attacks-objective", label="Objective", data=OBJECTIVES, value="flip", w=150),
-            dmc.MultiSelect(id="attacks-heads", label="Heads to dissipate", data=head_options(model_name),
-                            value=[], w=260, clearable=True),
+            dmc.Select(
+                id="attacks-objective", label="Objective", data=OBJECTIVES, value="flip", w=150
+            ),
+            dmc.MultiSelect(
+                id="attacks-heads",
+                label="Heads to dissipate",
+                data=head_options(model_name),
+                value=[],
+                w=260,
+                clearable=True,
+            ),
             _number("attacks-weight", "Dissipation weight", 0.0, min=0, max=100, step=0.5),
             _number("attacks-steps", "Steps", 20),
             _number("attacks-nadv", "Adversarial tokens", 4, max=32),
@@ -69,44 +77,71 @@ def layout(**query: str) -> Any:
             _number("attacks-seed", "Seed", 0, min=0, max=2**31),
         ],
         align="flex-end",
-    )  # fmt: skip
+    )
     return dmc.Stack(
         [
             selection.query_store("attacks", query),
             dcc.Store(id="attacks-job"),
-            page_header("Attacks", "Greedy Coordinate Gradient token attacks on the model's answer and attention."),
+            page_header(
+                "Attacks",
+                "Greedy Coordinate Gradient token attacks on the model's answer and attention.",
+            ),
             dmc.Text([dmc.Code(model_name), " · ", prompt[:160]], size="sm"),
             controls,
             jobs.job_controls("attacks", run_label="Run attack"),
             html.Div(id="attacks-error"),
             html.Div(id="attacks-table"),
             dmc.SimpleGrid(
-                [figure_card("attacks-loss", "Loss per step"), figure_card("attacks-entropy", "Targeted heads' entropy")],
+                [
+                    figure_card("attacks-loss", "Loss per step"),
+                    figure_card("attacks-entropy", "Targeted heads' entropy"),
+                ],
                 cols=2,
             ),
             dmc.Select(id="attacks-row", label="Prompt for the patterns", data=[], w=200),
             dmc.SimpleGrid(
-                [figure_card("attacks-before", "Attention before"), figure_card("attacks-after", "Attention after")],
+                [
+                    figure_card("attacks-before", "Attention before"),
+                    figure_card("attacks-after", "Attention after"),
+                ],
                 cols=2,
             ),
         ],
         gap="sm",
-    )  # fmt: skip
+    )
 
 
-def attack_job(set_progress, *, session, model_name, prompt, objective, heads, weight, steps,
-               n_adv, n_prompts, seed) -> str:  # fmt: skip
+def attack_job(
+    set_progress,
+    *,
+    session,
+    model_name,
+    prompt,
+    objective,
+    heads,
+    weight,
+    steps,
+    n_adv,
+    n_prompts,
+    seed,
+) -> str:
     """Fit the attack and store its result; returns the run id (forked job process)."""
     from analysis.attacks import TokenAttack
     from workbench.tasks import make_task
 
     state.check_session(session)
     set_progress((3, "preparing prompts"))
-    model = state.get_model(model_name)
+    model = state.open_model(model_name)
     attack = TokenAttack(
-        objective=objective, heads=heads, dissipation_weight=float(weight), steps=int(steps),
-        n_adv=int(n_adv), batch_size=16, seed=int(seed), progress=True,
-    )  # fmt: skip
+        objective=objective,
+        heads=heads,
+        dissipation_weight=float(weight),
+        steps=int(steps),
+        n_adv=int(n_adv),
+        batch_size=16,
+        seed=int(seed),
+        progress=True,
+    )
     if objective == "embedding":
         prompts: Any = [prompt]
     else:
@@ -119,8 +154,14 @@ def attack_job(set_progress, *, session, model_name, prompt, objective, heads, w
     with jobs.tqdm_progress(set_progress, "attack"):
         result = attack.fit(model, prompts).result_
     set_progress((99, "saving"))
-    config = {"objective": objective, "heads": [list(h) for h in heads], "steps": int(steps),
-              "n_adv": int(n_adv), "seed": int(seed), SESSION_KEY: session}  # fmt: skip
+    config = {
+        "objective": objective,
+        "heads": [list(h) for h in heads],
+        "steps": int(steps),
+        "n_adv": int(n_adv),
+        "seed": int(seed),
+        SESSION_KEY: session,
+    }
     return state.run_store().save(result, kind="attack", model=model.name, config=config)
 
 
@@ -128,11 +169,14 @@ def outcomes_table(frame) -> Any:
     columns = ["index", "success", "steps_used", "metric_before", "metric_after", "adversarial"]
     rows = [
         dmc.TableTr(
-            [dmc.TableTd(f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c])) for c in columns],
+            [
+                dmc.TableTd(f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]))
+                for c in columns
+            ],
             id=f"attacks-outcome-{row['index']}",
         )
         for row in frame.to_dict("records")
-    ]  # fmt: skip
+    ]
     head = dmc.TableThead(dmc.TableTr([dmc.TableTh(c) for c in columns]))
     return dmc.Table([head, dmc.TableTbody(rows)], striped=True, withTableBorder=True)
 
@@ -156,8 +200,19 @@ def register_callbacks(app: Any) -> None:
         State("session-id", "data"),
         **jobs.background_options("attacks"),
     )
-    def run_attack(set_progress, _clicks, objective, heads, weight, steps, n_adv, n_prompts,
-                   seed, query, session) -> Any:  # fmt: skip
+    def run_attack(
+        set_progress,
+        _clicks,
+        objective,
+        heads,
+        weight,
+        steps,
+        n_adv,
+        n_prompts,
+        seed,
+        query,
+        session,
+    ) -> Any:
         try:
             model_name, prompt = selection.model_and_prompt(query)
             options = {
@@ -239,7 +294,7 @@ def register_callbacks(app: Any) -> None:
         for label, text in (("before", original), ("after", str(record["text_after"]))):
             try:
                 with state.model_lock(model_name):
-                    found = attention_pattern(state.get_model(model_name), text, layer, head)
+                    found = attention_pattern(state.open_model(model_name), text, layer, head)
                 title = f"{label}: {model_name} L{layer}H{head}"
                 fig = pattern_figure(found.pattern, found.tokens, title=title)
                 name = f"{model_name}_L{layer}H{head}_prompt{row}"

@@ -42,8 +42,13 @@ from workbench.ui.figures import check_head, pattern_figure
 PAGE = {"path": "/attention", "name": "Attention", "title": "Attention · Workbench", "order": 10}
 STATISTICS = ["entropy", "sink", "max_prob", "mean_distance", "effective_keys", "lse"]
 BLOCK_SIZES = ["4", "8", "16", "32", "64"]
-GRAPHS = ("attention-heads", "attention-pattern", "attention-along", "attention-distance",
-          "attention-block")  # fmt: skip
+GRAPHS = (
+    "attention-heads",
+    "attention-pattern",
+    "attention-along",
+    "attention-distance",
+    "attention-block",
+)
 
 
 def checked(session: Any, query: Any, block: Any) -> dict[str, Any]:
@@ -62,7 +67,7 @@ def analyse(session: str, model_name: str, prompt: str, block: int) -> dict[str,
     def compute() -> dict[str, Any]:
         import torch
 
-        model = state.get_model(model_name)
+        model = state.open_model(model_name)
         stats = attention_stats(
             model, [prompt], stats=[*DEFAULT_STATS, "block_mass"], mass_block=block
         )
@@ -205,7 +210,7 @@ def register_callbacks(app: Any) -> None:
         if click is None:
             return no_update, no_update, no_update
         try:
-            model = state.get_model(selection.model_and_prompt(query)[0])
+            model = state.open_model(selection.model_and_prompt(query)[0])
             point = check.event_point(click, "click")
             layer, head = check_head(
                 model, check.point_index(point, "y", "layer"), check.point_index(point, "x", "head")

@@ -78,9 +78,14 @@ def layout(**query: str) -> Any:
         ]
     )
     slider = dcc.Slider(
-        id="circuits-threshold", min=0, max=1, step=1 / SLIDER_STEPS, value=0,
-        marks={0: "0", 0.5: "0.5", 1: "max |score|"}, tooltip={"placement": "bottom"},
-    )  # fmt: skip
+        id="circuits-threshold",
+        min=0,
+        max=1,
+        step=1 / SLIDER_STEPS,
+        value=0,
+        marks={0: "0", 0.5: "0.5", 1: "max |score|"},
+        tooltip={"placement": "bottom"},
+    )
     return dmc.Stack(
         [
             selection.query_store("circuits", query),

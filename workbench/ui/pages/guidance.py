@@ -40,7 +40,7 @@ MAX_NEW_TOKENS = 64
 
 def head_options(model_name: str) -> list[str]:
     try:
-        model = state.get_model(model_name)
+        model = state.open_model(model_name)
     except Exception:  # noqa: BLE001 - the page shows the load error on Generate
         return []
     return [f"{layer}.{head}" for layer in range(model.n_layers) for head in range(model.n_heads)]
@@ -76,34 +76,63 @@ def layout(**query: str) -> Any:
             dmc.Group(
                 [
                     dmc.MultiSelect(
-                        id="guidance-heads", label="Heads", data=head_options(model_name),
-                        value=first, w=360, searchable=True, clearable=True,
+                        id="guidance-heads",
+                        label="Heads",
+                        data=head_options(model_name),
+                        value=first,
+                        w=360,
+                        searchable=True,
+                        clearable=True,
                     ),
-                    dmc.Select(id="guidance-method", label="Perturbation", data=METHODS,
-                               value="identity", w=150),
-                    dmc.NumberInput(id="guidance-tokens", label="New tokens", value=8, min=1,
-                                    max=64, w=110),
+                    dmc.Select(
+                        id="guidance-method",
+                        label="Perturbation",
+                        data=METHODS,
+                        value="identity",
+                        w=150,
+                    ),
+                    dmc.NumberInput(
+                        id="guidance-tokens", label="New tokens", value=8, min=1, max=64, w=110
+                    ),
                 ],
                 align="flex-end",
-            ),  # fmt: skip
+            ),
             dmc.Text("u: interpolation towards the perturbed pattern", size="sm"),
-            dmc.Slider(id="guidance-u", min=0, max=1, step=0.05, value=1.0,
-                       marks=[{"value": v, "label": str(v)} for v in (0, 0.5, 1)]),
+            dmc.Slider(
+                id="guidance-u",
+                min=0,
+                max=1,
+                step=0.05,
+                value=1.0,
+                marks=[{"value": v, "label": str(v)} for v in (0, 0.5, 1)],
+            ),
             dmc.Text("w: guidance scale (0 = plain decoding)", size="sm", mt="md"),
-            dmc.Slider(id="guidance-w", min=0, max=5, step=0.1, value=1.5,
-                       marks=[{"value": v, "label": str(v)} for v in (0, 1, 2, 3, 4, 5)]),
+            dmc.Slider(
+                id="guidance-w",
+                min=0,
+                max=5,
+                step=0.1,
+                value=1.5,
+                marks=[{"value": v, "label": str(v)} for v in (0, 1, 2, 3, 4, 5)],
+            ),
         ],
         gap=6,
-    )  # fmt: skip
+    )
     outputs = dmc.SimpleGrid(
         [
-            dmc.Paper([dmc.Text("Plain (w = 0)", fw=600), dmc.Code("", id="guidance-plain",
-                       block=True)], withBorder=True, p="sm"),
-            dmc.Paper([dmc.Text("Guided", fw=600), dmc.Code("", id="guidance-guided",
-                       block=True)], withBorder=True, p="sm"),
+            dmc.Paper(
+                [dmc.Text("Plain (w = 0)", fw=600), dmc.Code("", id="guidance-plain", block=True)],
+                withBorder=True,
+                p="sm",
+            ),
+            dmc.Paper(
+                [dmc.Text("Guided", fw=600), dmc.Code("", id="guidance-guided", block=True)],
+                withBorder=True,
+                p="sm",
+            ),
         ],
         cols=2,
-    )  # fmt: skip
+    )
     return dmc.Stack(
         [
             selection.query_store("guidance", query),
@@ -157,7 +186,7 @@ def register_callbacks(app: Any) -> None:
         try:
             session = state.check_session(session)
             model_name, prompt = selection.model_and_prompt(query)
-            model = state.get_model(model_name)
+            model = state.open_model(model_name)
             p = HeadPerturbation(
                 heads=parse_heads(heads),
                 method=check.choice(method, "perturbation", METHODS),
@@ -205,7 +234,7 @@ def _search(set_progress, model_name: str, prompt: str, *, method: str, u: float
     from workbench.tasks import make_task
 
     set_progress((5, "preparing the objective"))
-    model = state.get_model(model_name)
+    model = state.open_model(model_name)
     try:
         task = make_task("ioi", model, n=16, seed=0)
         objective, n_rows = ioi_objective(task), task.n_prompts

@@ -34,8 +34,15 @@ from workbench.ui.components import (
 from workbench.ui.figures import attention_pattern, check_head, pattern_figure
 
 PAGE = {"path": "/heads", "name": "Heads", "title": "Heads · Workbench", "order": 20}
-GRAPHS = ("heads-spectrum", "heads-readouts", "heads-pattern", "heads-decomposition",
-          "heads-upstream", "heads-taxonomy", "heads-clusters")  # fmt: skip
+GRAPHS = (
+    "heads-spectrum",
+    "heads-readouts",
+    "heads-pattern",
+    "heads-decomposition",
+    "heads-upstream",
+    "heads-taxonomy",
+    "heads-clusters",
+)
 _HEAD_NAME = re.compile(r"L(\d+)H(\d+)")
 
 
@@ -119,7 +126,7 @@ def _clicked_head(click: Any) -> tuple[int, int]:
 def _model_and_head(query: Any, layer: Any, head: Any) -> tuple[Any, str, int, int]:
     """The page's model and prompt with a checked (layer, head)."""
     model_name, prompt = selection.model_and_prompt(query)
-    model = state.get_model(model_name)
+    model = state.open_model(model_name)
     layer, head = check_head(model, check.whole(layer, "layer"), check.whole(head, "head"))
     return model, prompt, layer, head
 
@@ -159,13 +166,17 @@ def register_callbacks(app: Any) -> None:
             model, prompt, layer, head = _model_and_head(query, layer, head)
             model_name = model.name
             svd = compute(
-                session, model_name, f"svd|{layer}|{head}",
+                session,
+                model_name,
+                f"svd|{layer}|{head}",
                 lambda: qk_ov_svd(model, layer, head, n_components=3, top_tokens=5),
-            )  # fmt: skip
+            )
             pattern = compute(
-                session, model_name, f"pattern|{layer}|{head}|{prompt}",
+                session,
+                model_name,
+                f"pattern|{layer}|{head}|{prompt}",
                 lambda: attention_pattern(model, prompt, layer, head),
-            )  # fmt: skip
+            )
             qpos = check.optional_whole(qpos, "query position", len(pattern.tokens))
         except Exception as err:  # noqa: BLE001 - shown to the user
             for graph in GRAPHS[:3]:
@@ -248,13 +259,17 @@ def register_callbacks(app: Any) -> None:
                 return blank, blank, no_update
             args = (layer, head, qpos, kpos)
             decomposition = compute(
-                session, model.name, f"decompose|{args}|{prompt}",
+                session,
+                model.name,
+                f"decompose|{args}|{prompt}",
                 lambda: decompose_score(model, prompt, *args),
-            )  # fmt: skip
+            )
             upstream = compute(
-                session, model.name, f"upstream|{args}|{prompt}",
+                session,
+                model.name,
+                f"upstream|{args}|{prompt}",
                 lambda: upstream_contributions(model, decomposition),
-            )  # fmt: skip
+            )
         except Exception as err:  # noqa: BLE001
             for graph in ("heads-decomposition", "heads-upstream"):
                 keep_figure(session, graph, None)
@@ -281,7 +296,7 @@ def register_callbacks(app: Any) -> None:
         try:
             session = state.check_session(session)
             model_name, _ = selection.model_and_prompt(query)
-            model = state.get_model(model_name)
+            model = state.open_model(model_name)
             taxonomy = compute(session, model_name, "taxonomy", lambda: head_taxonomy(model))
         except Exception as err:  # noqa: BLE001
             for graph in ("heads-taxonomy", "heads-clusters"):

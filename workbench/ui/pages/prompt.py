@@ -1,8 +1,9 @@
 """Model & prompt page ("/"): choose a model (zoo or local folder) and a prompt (typed or
 taken from a task); shows the tokens the model sees, with whitespace visible and indices.
 
-Thin: loading is `state.get_model` (the server-side cache; local folders never run remote
-code unless the server was started with --trust-remote-code), tokens come from
+Thin: loading is `state.open_model` (the server-side cache; folders only inside the
+server's `--models-dir` folders, safetensors only, never running remote code unless the server
+was started with --trust-remote-code), tokens come from
 `Model.to_tokens` / `to_str_tokens`, task prompts from `workbench.tasks.make_task`. Every
 bad input (missing folder, empty prompt, a prompt longer than the context, an unknown task,
 anything that is not text where text belongs) is one red alert.
@@ -160,7 +161,7 @@ def register_callbacks(app: Any) -> None:
         if not isinstance(path, str) or not path.strip() or len(path) > 4096:
             return no_update, no_update, error_alert("model: enter a checkpoint folder path")
         try:
-            model = state.get_model(path.strip())
+            model = state.open_model(path.strip())
         except Exception as err:  # noqa: BLE001 - shown to the user, server keeps serving
             return no_update, no_update, error_alert(err, title="Cannot load that model")
         return model_options(model.name), model.name, dmc.Text(f"loaded {model.name}", size="sm")
@@ -180,7 +181,7 @@ def register_callbacks(app: Any) -> None:
             from workbench.tasks import make_task
 
             task = check.choice(task, "task", TASKS)
-            text = make_task(task, state.get_model(model_name), n=1).clean_text[0]
+            text = make_task(task, state.open_model(model_name), n=1).clean_text[0]
         except Exception as err:  # noqa: BLE001 - shown to the user
             return no_update, error_alert(err, title="Cannot use that task")
         return text, no_update
@@ -196,7 +197,7 @@ def register_callbacks(app: Any) -> None:
             prompt = check.text(
                 "" if prompt is None else prompt, "prompt", selection.MAX_PROMPT_CHARS
             )
-            model = state.get_model(model_name)
+            model = state.open_model(model_name)
             tokens = model.to_str_tokens(model.to_tokens(prompt))
         except Exception as err:  # noqa: BLE001
             return error_alert(err, title="Cannot use this prompt", id="prompt-error"), None
