@@ -23,6 +23,7 @@ per-session results (`FIGURES_KEY`), so they are evicted with that session's oth
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -128,7 +129,8 @@ def keep_figure(session: str, graph_id: str, fig: go.Figure | None, *, label: st
             kept.pop(graph_id, None)
         else:
             kept[graph_id] = (fig.to_json(), label)
-        state.put_result(session, FIGURES_KEY, kept)
+        with contextlib.suppress(state.ResultTooLarge):  # then export says "compute it first"
+            state.put_result(session, FIGURES_KEY, kept)
     return fig
 
 

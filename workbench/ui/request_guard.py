@@ -11,16 +11,29 @@
   bodies are circuit JSON uploads, base64-encoded, and the circuit graph figure the browser
   sends back), so a larger body gets 413 before it is read, never a 500. A chunked body
   (no Content-Length) is read up to the cap first and refused with 413 past it.
+- Callback shape: a POST to `/_dash-update-component` must be a JSON object with an `output`
+  string and `inputs`/`state` lists of `{id, property}` objects, else 400. A request of that
+  shape that Dash still cannot dispatch (inputs that do not match the callback, an unknown
+  output) is answered 400 as well, with the traceback in the server log: never a 500.
 """
 
 from __future__ import annotations
 
 import io
 import ipaddress
+import logging
 import re
 from collections.abc import Iterable
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+CALLBACK_ROUTE = "/_dash-update-component"
+MALFORMED_CALLBACK = (
+    "Bad Request: malformed callback request (reload the page; the dashboard answers only "
+    "the requests its own pages send)"
+)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY_BYTES = 4 * 2**20
@@ -96,13 +109,53 @@ def install(server: Flask, hosts: Iterable[str], *, max_body_bytes: int = MAX_BO
             if len(body) > max_body_bytes:
                 return too_large
             request.environ["wsgi.input"] = io.BytesIO(body)
+        if request.path.endswith(CALLBACK_ROUTE) and not _callback_body_ok():
+            return _plain(MALFORMED_CALLBACK, 400)
         return None
 
+    def callback_failed(err: Exception) -> Response:
+        """A callback request Dash could not dispatch (inputs that do not match the callback,
+        a forged output): 400 with one line, the traceback in the server log, never a 500."""
+        if isinstance(err, HTTPException):
+            return err
+        if not request.path.endswith(CALLBACK_ROUTE):
+            log.exception("request to %s failed", request.path)
+            return _plain("Internal Server Error (see the server log)", 500)
+        log.warning("callback request refused: %s: %s", type(err).__name__, err)
+        log.debug("callback request traceback", exc_info=True)
+        return _plain(MALFORMED_CALLBACK, 400)
+
     server.before_request(check_request)
+    server.register_error_handler(Exception, callback_failed)
+
+
+def _callback_body_ok() -> bool:
+    """The shape every callback request of the Dash renderer has: a JSON object with an
+    `output` string and `inputs` (and optional `state`) lists of `{id, property}` objects."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("output"), str):
+        return False
+    for field in ("inputs", "state"):
+        items = body.get(field, [])
+        if not isinstance(items, list):
+            return False
+        for item in items:
+            entries = item if isinstance(item, list) else [item]  # pattern-matching ids
+            if not all(isinstance(e, dict) and "id" in e and "property" in e for e in entries):
+                return False
+    changed = body.get("changedPropIds", [])
+    return isinstance(changed, list) and all(isinstance(c, str) for c in changed)
 
 
 def _plain(text: str, status: int) -> Response:
     return Response(text + "\n", status=status, mimetype="text/plain")
 
 
-__all__ = ["LOOPBACK_HOSTS", "MAX_BODY_BYTES", "allowed_hosts", "install", "normalise_host"]
+__all__ = [
+    "CALLBACK_ROUTE",
+    "LOOPBACK_HOSTS",
+    "MAX_BODY_BYTES",
+    "allowed_hosts",
+    "install",
+    "normalise_host",
+]

@@ -73,7 +73,7 @@ def layout(**query: str) -> Any:
                 dmc.Button("Import circuit JSON", variant="default", size="xs"),
                 id="circuits-upload",
                 accept=".json,application/json",
-                max_size=50_000_000,
+                max_size=3_000_000,  # below the server's 4 MiB body cap, base64 included
             ),
         ]
     )
