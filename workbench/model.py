@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from workbench.heads import Head
+
 MAX_PROMPT_CHARS = 200_000
 """Characters a prompt may have whatever the model (about 50,000 tokens of English): checked
 before tokenising. Models with a longer context get `CHARS_PER_TOKEN_BOUND * n_ctx`."""
@@ -222,6 +224,13 @@ class Model:
         return self.bridge(tokens, attention_mask=self.attention_mask(tokens), **kwargs)
 
     __call__ = forward
+
+    def check_head(self, head: Any, index: Any = None) -> Head:
+        """The `Head` this model has, from `check_head("L1H2")`, `check_head((1, 2))` or
+        `check_head(1, 2)`; `ValueError` naming the problem for anything else (bools,
+        negatives, indices out of range)."""
+        found = Head.parse(head) if index is None else Head.of(head, index)
+        return found.check(self.n_layers, self.n_heads)
 
     def check_hook_names(self, names: Iterable[str]) -> list[str]:
         """Return the names as a list, raising `ValueError` naming any unknown hook."""
