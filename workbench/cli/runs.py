@@ -1,22 +1,46 @@
-"""`workbench runs list|show|delete`: the runs in the results store."""
+"""`workbench runs list|show|delete|repair|clean`: the runs in the results store.
+
+Opening the store checks its index: when it was damaged or incomplete and had to be rebuilt
+from the runs' own files, one line on stderr says so (the command still runs)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
-from workbench.cli._common import add_store_argument, emit
+from workbench.cli._common import UsageError, add_store_argument, emit
 
 
 def _store(args: argparse.Namespace):
     from workbench.store import RunStore
 
-    return RunStore(args.store)
+    store = RunStore(args.store)
+    if store.repaired:
+        print(f"workbench: note: {store.repaired}", file=sys.stderr)
+    return store
 
 
 def _run_dict(info) -> dict:
     from dataclasses import asdict
 
     return asdict(info)
+
+
+def _repair_text(report: dict) -> str:
+    lines = [report["message"]]
+    lines += [f"indexed {run_id}" for run_id in report["indexed"]]
+    lines += [f"skipped {line}" for line in report["skipped"]]
+    return "\n".join(lines)
+
+
+def _grace(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"--grace: expected seconds >= 0, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +63,21 @@ def run(args: argparse.Namespace) -> int:
             as_json=args.json,
             text=lambda r: "\n".join(f"{k}: {v}" for k, v in r.items()),
         )
+    elif args.runs_command == "repair":
+        emit(store.repair().to_dict(), as_json=args.json, text=_repair_text)
+    elif args.runs_command == "clean":
+        removed = sorted(
+            set(store.cleaned) | set(store.clean(args.grace, resumable=args.resumable))
+        )
+        emit(
+            {"removed": removed},
+            as_json=args.json,
+            text=lambda d: (
+                f"removed {len(d['removed'])} abandoned run folder(s): {', '.join(d['removed'])}"
+                if d["removed"]
+                else "nothing to clean"
+            ),
+        )
     else:
         store.delete_run(args.run_id)
         emit({"deleted": args.run_id}, as_json=args.json, text=lambda d: f"deleted {d['deleted']}")
@@ -56,4 +95,21 @@ def register(sub, json_flag) -> None:
         runs_sub.add_parser(name, parents=[json_flag], help=f"{name} one run").add_argument(
             "run_id"
         )
+    runs_sub.add_parser(
+        "repair", parents=[json_flag], help="check the run index and rebuild it from the runs"
+    )
+    clean = runs_sub.add_parser(
+        "clean", parents=[json_flag], help="remove abandoned staging (killed or failed writers)"
+    )
+    clean.add_argument(
+        "--grace",
+        type=_grace,
+        default=3600.0,
+        help="only folders unchanged for this many seconds (default 3600; 0: all abandoned now)",
+    )
+    clean.add_argument(
+        "--resumable",
+        action="store_true",
+        help="also remove interrupted sharded runs that a rerun could resume",
+    )
     runs.set_defaults(func=run)

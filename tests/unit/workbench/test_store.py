@@ -308,3 +308,56 @@ def test_reader_process_polls_while_writer_commits(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["errors"] == []
     assert report["counts"][-1] == want and report["counts"] == sorted(report["counts"])
+
+
+def test_staging_records_its_writer_until_commit(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    with store.begin_run(kind="k", model="m", config={"a": [1]}) as run:
+        record = json.loads((run.folder / "writer.json").read_text())
+        assert (record["pid"], record["run_id"], record["config"]) == (
+            os.getpid(),
+            run.run_id,
+            {"a": [1]},
+        )
+    published = tmp_path / "runs" / run.run_id
+    assert not (published / "writer.json").exists()
+    meta = json.loads((published / "meta.json").read_text())
+    assert meta["created_at"] == store.get_run(run.run_id).created_at.isoformat(
+        timespec="microseconds"
+    )
+
+
+def test_commit_restores_a_row_a_rebuild_lost(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run = store.begin_run(kind="k", model="m", config={"n": 2})
+    run.write_table("main", pd.DataFrame({"x": [1]}))
+    store._delete_row(run.run_id)  # what a rebuild racing this writer could leave
+    run.commit()
+    [info] = store.list_runs()
+    assert (info.run_id, info.status, info.config) == (run.run_id, "complete", {"n": 2})
+
+
+def test_an_interrupted_sharded_run_survives_an_index_rebuild(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    run = store.begin_sharded_run(kind="k", model="m", config={"n": 3}, shard_ids=["a", "b"])
+    run.write_shard("a", pd.DataFrame({"x": [0.5]}))
+    run.interrupt()
+    store.close()
+    (tmp_path / "runs.sqlite").write_bytes(b"\0garbage" * 512)
+    reopened = RunStore(tmp_path)
+    assert reopened.repaired is not None and "damaged" in reopened.repaired
+    assert reopened.clean(0) == []  # resumable: kept
+    resumed = reopened.begin_sharded_run(kind="k", model="m", config={"n": 3}, shard_ids=["a", "b"])
+    assert resumed.run_id == run.run_id and resumed.finished_shards() == {"a"}
+    with resumed:
+        resumed.write_shard("b", pd.DataFrame({"x": [1.5]}))
+    assert list(reopened.load_shards(run.run_id)) == ["a", "b"]
+
+
+def test_repair_on_a_sound_index_changes_nothing(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    ids = [store.save(_result(), kind="k", model="m", config={"i": i}) for i in range(3)]
+    report = store.repair()
+    assert not report.changed and report.runs == 3 and report.skipped == ()
+    assert report.message == "run index is sound: 3 published run(s) listed"
+    assert [r.run_id for r in store.list_runs()] == ids and store.repaired is None
