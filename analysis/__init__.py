@@ -1,45 +1,70 @@
-"""Analyses of attention heads, one module per analysis, each with one public entry point."""
+"""Analyses of attention heads, grouped by subject; each analysis has one public entry point.
 
-from __future__ import annotations
+- `analysis.statistics`: per-query attention statistics (`attention_stats`, `corpus_stats`)
+  and one head's pattern (`attention_pattern`);
+- `analysis.anatomy`: head SVD, score decomposition, head taxonomy, entropy collapse;
+- `analysis.steering`: head perturbation, guided decoding, head search (`HeadHunter`);
+- `analysis.attacks`: token attacks (`TokenAttack`) and their objectives.
 
-import importlib
-from typing import Any
+The curated public API is re-exported here (`__all__`). The model adapters these analyses use
+(statistics attention, per-family weights) live in `workbench.adapters`.
+"""
 
-# Public name -> module; imported on first use, so `import analysis` stays light.
-_EXPORTS = {
-    "HeadStats": "analysis.head_stats",
-    "qk_ov_svd": "analysis.head_svd",
-    "HeadSVD": "analysis.head_svd",
-    "decompose_score": "analysis.score_decomposition",
-    "upstream_contributions": "analysis.score_decomposition",
-    "firing_pairs": "analysis.score_decomposition",
-    "ScoreDecomposition": "analysis.score_decomposition",
-    "UpstreamContributions": "analysis.score_decomposition",
-    "head_taxonomy": "analysis.taxonomy",
-    "HeadTaxonomy": "analysis.taxonomy",
-    "HeadPerturbation": "analysis.head_perturbation",
-    "perturbed": "analysis.head_perturbation",
-    "guide": "analysis.guidance",
-    "GuidanceResult": "analysis.guidance",
-    "HeadHunter": "analysis.head_search",
-    "HeadSearchResult": "analysis.head_search",
-    "TokenAttack": "analysis.attacks",
-    "AttackResult": "analysis.attacks",
-    "entropy_collapse_view": "analysis.entropy_collapse",
-    "EntropyCollapse": "analysis.entropy_collapse",
-}
+from analysis.anatomy import (
+    EntropyCollapse,
+    HeadSVD,
+    HeadTaxonomy,
+    ScoreDecomposition,
+    UpstreamContributions,
+    decompose_score,
+    entropy_collapse,
+    entropy_collapse_view,
+    firing_pairs,
+    head_taxonomy,
+    qk_ov_svd,
+    upstream_contributions,
+)
+from analysis.attacks import AttackResult, TokenAttack
+from analysis.statistics import (
+    CorpusStats,
+    HeadPattern,
+    HeadStats,
+    attention_pattern,
+    attention_stats,
+)
+from analysis.steering import (
+    GuidanceResult,
+    HeadHunter,
+    HeadPerturbation,
+    HeadSearchResult,
+    guide,
+    perturbed,
+)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*_EXPORTS, "attention_stats"])
-
-
-# Imported eagerly: the function shares its module's name, and once `analysis.attention_stats`
-# is imported the package attribute would be the submodule (module __getattr__ never runs).
-from analysis.attention_stats import attention_stats as attention_stats  # noqa: E402
+__all__ = [
+    "AttackResult",
+    "CorpusStats",
+    "EntropyCollapse",
+    "GuidanceResult",
+    "HeadHunter",
+    "HeadPattern",
+    "HeadPerturbation",
+    "HeadSVD",
+    "HeadSearchResult",
+    "HeadStats",
+    "HeadTaxonomy",
+    "ScoreDecomposition",
+    "TokenAttack",
+    "UpstreamContributions",
+    "attention_pattern",
+    "attention_stats",
+    "decompose_score",
+    "entropy_collapse",
+    "entropy_collapse_view",
+    "firing_pairs",
+    "guide",
+    "head_taxonomy",
+    "perturbed",
+    "qk_ov_svd",
+    "upstream_contributions",
+]

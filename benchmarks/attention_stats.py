@@ -56,8 +56,8 @@ def child(backend: str, n: int, repeats: int) -> None:
     import torch
 
     from kernels import DEFAULT_STATS, attention_with_stats
+    from kernels.contract import validate_inputs
     from kernels.reference import reference_attention
-    from kernels.stats import validate_inputs
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, HEADS, n, D_HEAD) for _ in range(3))  # [batch, head, pos, d_head]

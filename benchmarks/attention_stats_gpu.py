@@ -44,8 +44,8 @@ def gpu_section(sizes=SIZES) -> dict:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     from kernels import SCALAR_STATS, STAT_NAMES, attention_with_stats
-    from kernels.stats import validate_inputs
-    from kernels.triton_attention import triton_attention
+    from kernels.contract import validate_inputs
+    from kernels.triton_launcher import triton_attention
 
     variants = {"no_stats": (), "scalar_stats": SCALAR_STATS, "all_stats": STAT_NAMES}
 
@@ -181,8 +181,8 @@ def sm90_register_report() -> list[dict]:
     from triton.compiler import ASTSource
 
     from kernels import DEFAULT_STATS, SCALAR_STATS, STAT_NAMES
-    from kernels.triton_attention import TILE_STATS, launch_config
     from kernels.triton_kernel import _attention_stats_kernel as kernel
+    from kernels.triton_launcher import TILE_STATS, launch_config
 
     flags = {
         "lse": "HAS_LSE",

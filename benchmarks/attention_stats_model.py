@@ -124,7 +124,7 @@ def stats_from_patterns(patterns: list, n_buckets: int) -> dict:
 def child(model_name: str, variant: str, lengths: list[int], repeats: int) -> None:
     import torch
 
-    from analysis.attention_stats import attention_stats
+    from analysis.statistics.attention_stats import attention_stats
     from kernels import distance_buckets
     from workbench import load_model
 

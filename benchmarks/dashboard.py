@@ -60,7 +60,7 @@ def main() -> None:
 
     from workbench.export import figure_bytes, start_server
     from workbench.ui import create_app, state
-    from workbench.ui.http import post_callback
+    from workbench.ui.callback_client import post_callback
 
     app = create_app(preload=["minilm"], store=tempfile.mkdtemp(prefix="bench-store-"))
     client = app.server.test_client()

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import torch
 
-from analysis.attacks import TokenAttack
-from analysis.head_search import HeadHunter, ioi_objective, split_rows
+from analysis.attacks.token_attack import TokenAttack
+from analysis.steering.head_hunter import HeadHunter, ioi_objective, split_rows
 from workbench import load_model
 from workbench.tasks import make_task
 

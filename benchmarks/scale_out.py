@@ -32,7 +32,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from analysis.corpus_stats import corpus_stats  # noqa: E402
+from analysis.statistics.corpus_stats import corpus_stats  # noqa: E402
 from workbench import load_model  # noqa: E402
 from workbench.executors import RayExecutor, make_shards, run_sharded  # noqa: E402
 from workbench.tasks.ioi_prompts import generate_ioi_prompts  # noqa: E402

@@ -35,7 +35,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import torch  # noqa: E402
 from scale_out import best_of  # noqa: E402
 
-from analysis.attacks import TokenAttack  # noqa: E402
+from analysis.attacks.token_attack import TokenAttack  # noqa: E402
 from circuits import exhaustive_patching  # noqa: E402
 from workbench import load_model  # noqa: E402
 from workbench.executors import InProcessExecutor, RayExecutor  # noqa: E402

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from circuits.batching import PassCounter
 from circuits.circuit import Circuit
 from circuits.edge_patching import EdgePatcher
 from circuits.graph import build_graph
+from circuits.pass_counter import PassCounter
 
 if TYPE_CHECKING:
     from workbench.model import Model

@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from circuits.batching import PassCounter, task_batches
 from circuits.circuit import Circuit
 from circuits.edge_patching import EdgePatcher
 from circuits.graph import build_graph
+from circuits.pass_counter import PassCounter
+from circuits.task_batches import task_batches
 
 if TYPE_CHECKING:
     from workbench.model import Model

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuits.graph import Graph, build_graph, supports_edges
+from workbench.adapters.modules import hf_module
 
 if TYPE_CHECKING:
     from workbench.model import Model
@@ -77,7 +78,7 @@ class EdgePatcher:
             self._n_up[key] = len(self.graph.upstream_of(p))
         self._attn = [bridge.blocks[layer].attn for layer in range(model.n_layers)]
         self._ln1 = [
-            (lambda x: x) if self.post_ln else bridge.blocks[layer].ln1.original_component
+            (lambda x: x) if self.post_ln else hf_module(bridge, f"blocks.{layer}.ln1")
             for layer in range(model.n_layers)
         ]
         if self.post_ln:
@@ -95,7 +96,7 @@ class EdgePatcher:
             f"blocks.{layer}.{ln}" for layer in range(self.model.n_layers) for ln in ("ln1", "ln2")
         ]
         self._ln_gain = [
-            bridge.get_submodule(name).original_component.weight for name in self._ln_names
+            hf_module(bridge, name).weight for name in self._ln_names
         ]  # each [d_model]
         stage = [0] + [
             1 + 2 * self.graph.writer_layer(n)[0] + self.graph.writer_layer(n)[1]

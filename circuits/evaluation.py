@@ -24,10 +24,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from circuits.batching import task_batches
 from circuits.circuit import Circuit
 from circuits.edge_patching import EdgePatcher
 from circuits.graph import build_graph
+from circuits.task_batches import task_batches
 
 if TYPE_CHECKING:
     from workbench.model import Model

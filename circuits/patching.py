@@ -32,10 +32,11 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from circuits.batching import PassCounter, task_batches, task_digest
 from circuits.circuit import Circuit
 from circuits.edge_patching import EdgePatcher
 from circuits.graph import INPUT, build_graph
+from circuits.pass_counter import PassCounter
+from circuits.task_batches import task_batches, task_digest
 from workbench.executors import (
     Executor,
     Shard,

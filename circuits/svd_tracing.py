@@ -17,7 +17,8 @@ Scores follow the `Circuit` sign convention (negative = carries the behaviour).
 Caveats: the decomposition explains *where a head attends* (q and k ports); value ports get no
 score (0), so they are never selected by this method. Bias sources (`b_Q`/`b_K`, norm biases)
 are not graph nodes and are dropped. Only heads are expanded upstream (an MLP source is scored
-but not traced through, having no attention to decompose). Needs the head-anatomy module `analysis.score_decomposition`.
+but not traced through, having no attention to decompose). Needs the head-anatomy module
+`analysis.anatomy.score_decomposition`.
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from typing import TYPE_CHECKING
 import torch
 from tqdm.auto import tqdm
 
-from analysis.score_decomposition import decompose_score, upstream_contributions
-from circuits.batching import task_slice
+from analysis.anatomy.score_decomposition import decompose_score, upstream_contributions
 from circuits.circuit import Circuit
 from circuits.graph import OUTPUT, build_graph
 from circuits.patching import path_patching
+from circuits.task_batches import task_slice
 
 if TYPE_CHECKING:
     from workbench.model import Model

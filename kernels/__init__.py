@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import torch
 
-from kernels.stats import (
+from kernels.contract import (
     DEFAULT_STATS,
     SCALAR_STATS,
     STAT_NAMES,
@@ -55,7 +55,7 @@ def attention_with_stats(
     tensors and "chunked" otherwise. Returns (out [batch, heads_q, seq_q, d_head] in q's dtype,
     or None when write_out=False; AttentionStats with float32 fields, None where not requested).
     Raises ValueError naming the argument on bad input, and naming the overflow when q and k
-    are so large that float32 scores could overflow (`kernels.stats.SCORE_LIMIT`).
+    are so large that float32 scores could overflow (`kernels.contract.SCORE_LIMIT`).
     """
     config = validate_inputs(
         q,
@@ -79,6 +79,6 @@ def attention_with_stats(
         from kernels.chunked import chunked_attention
 
         return chunked_attention(q, k, v, config)
-    from kernels.triton_attention import triton_attention
+    from kernels.triton_launcher import triton_attention
 
     return triton_attention(q, k, v, config)

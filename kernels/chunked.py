@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.stats import (
+from kernels.contract import (
     AttentionConfig,
     AttentionStats,
     distance_bucket_index,

@@ -128,6 +128,7 @@ class Model:
             "n_ctx": self.n_ctx,
             "n_params": sum(p.numel() for p in self.bridge.original_model.parameters()),
             "metrics": (self.card or {}).get("metrics", {}),
+            **{k: v for k, v in (self.card or {}).items() if k in ("task", "true_edges")},
         }
 
     # ------------------------------------------------------------------ tokens

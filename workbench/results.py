@@ -10,6 +10,10 @@ Non-JSON values are objects with a `"$t"` tag: floats nan/inf, tuples, nested re
 arrays and torch tensors (dtype, shape, raw bytes in base64, so bit-exact, bfloat16 included),
 DataFrames (Parquet bytes in base64). Dicts need str keys; lists stay lists.
 
+Result types register themselves when their module is imported; the packages import their
+modules eagerly, so `import analysis, circuits` registers every type the workbench ships (the
+front ends do that before decoding a stored run; the core never imports them).
+
 Caveats:
 - Subclasses register by `__qualname__` when defined; two result classes with the same
   qualname in different modules raise `TypeError` (redefining in the same module replaces,

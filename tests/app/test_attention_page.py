@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 
-from analysis.attention_stats import attention_stats
+from analysis.statistics.attention_stats import attention_stats
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
 from workbench.ui import state
 

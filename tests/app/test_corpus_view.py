@@ -1,5 +1,5 @@
 """Attention page's Corpus section in a real browser: a corpus-stats run stored by
-`analysis.corpus_stats(..., store=...)` is listed for its model only, and its heatmap (any
+`analysis.statistics.corpus_stats(...)` is listed for its model only, and its heatmap (any
 statistic and aggregate) and one head's distance histogram hold the stored numbers.
 
 Saves `artifacts/screenshots/attention-corpus.png`.
@@ -12,7 +12,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from analysis.corpus_stats import KIND, corpus_stats
+from analysis.statistics.corpus_stats import KIND, corpus_stats
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
 from workbench.ui import state
 

@@ -1,5 +1,5 @@
 """Guidance and Attacks pages in a real browser: side-by-side generations equal to
-`analysis.guidance.guide`; a background attack whose stored result drives the loss curve,
+`analysis.steering.guidance.guide`; a background attack whose stored result drives the loss curve,
 the adversarial-token table and the before/after patterns; a head search filling the heads.
 
 Saves `artifacts/screenshots/guidance.png` and `artifacts/screenshots/attacks.png`.
@@ -13,8 +13,8 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from analysis.guidance import guide
-from analysis.head_perturbation import HeadPerturbation
+from analysis.steering.guidance import guide
+from analysis.steering.head_perturbation import HeadPerturbation
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
 from workbench.ui import state
 

@@ -1,5 +1,6 @@
 """Runs page in a real browser: this session's runs by default (all with the switch), reopen a
-stored figure, export its table, delete it.
+stored figure, export its table, delete it; a run index damaged while the app runs is rebuilt
+and the page says so, listing every run.
 
 Saves `artifacts/screenshots/runs.png`.
 """
@@ -8,14 +9,16 @@ from __future__ import annotations
 
 import io
 import json
+import os
 
 import pandas as pd
 import pytest
 
-from analysis.attention_stats import attention_stats
+from analysis import attention_stats
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
+from workbench.store import RunStore
 from workbench.ui import state
-from workbench.ui.pages.runs import SESSION_KEY
+from workbench.ui.shared import SESSION_KEY
 
 pytestmark = pytest.mark.browser
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -65,3 +68,33 @@ def test_history_reopen_export_delete(duo, zoo_model, screenshot_dir):
     wait_until(duo, lambda: not duo.find_elements(f"#runs-row-{mine}"))
     assert [r.run_id for r in store.list_runs()] == [theirs, cli]
     assert duo.get_logs() == []
+
+
+def test_damaged_index_is_rebuilt_and_announced(duo, zoo_model, tmp_path):
+    duo.wait_for_page(duo.server_url + "/runs")
+    duo.wait_for_element("#runs-list", timeout=20)
+    session = json.loads(duo.driver.execute_script("return sessionStorage.getItem('session-id')"))
+    result = attention_stats(zoo_model("tiny-ioi"), [PROMPT])
+    damaged = RunStore(tmp_path / "store")  # a store whose index turns to garbage at rest
+    ids = [
+        damaged.save(result, kind="stats", model="tiny-ioi", config={SESSION_KEY: session})
+        for _ in range(2)
+    ]
+    damaged.close()
+    (tmp_path / "store" / "runs.sqlite").write_bytes(os.urandom(4096))
+    served = state.run_store().root
+    state.configure(store=str(tmp_path / "store"))  # the app opens it next
+    try:
+        duo.find_element("#runs-refresh").click()
+        notice = duo.wait_for_element("#runs-repaired", timeout=20)
+        assert "Run index rebuilt" in notice.text and "file is not a database" in notice.text
+        for run_id in ids:
+            duo.wait_for_element(f"#runs-row-{run_id}", timeout=15)
+        assert [r.run_id for r in state.run_store().list_runs()] == ids
+        assert list((tmp_path / "store").glob("runs.sqlite.damaged-*"))
+        choose(duo, "runs-pick", ids[0])
+        duo.find_element("#runs-open").click()
+        duo.wait_for_element("#runs-opened", timeout=15)
+        assert duo.get_logs() == []
+    finally:
+        state.configure(store=str(served))

@@ -13,7 +13,7 @@ import pytest
 
 from workbench.cli import main
 from workbench.ui import create_app, state
-from workbench.ui.http import post_callback
+from workbench.ui.callback_client import post_callback
 
 NAMES = ["Mary", "John", "Anna", "Bob", "Kate", "Tom", "Lisa", "Ryan"]
 

@@ -22,8 +22,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from analysis.head_svd import qk_ov_svd
-from analysis.score_decomposition import decompose_score, firing_pairs
+from analysis.anatomy.head_svd import qk_ov_svd
+from analysis.anatomy.score_decomposition import decompose_score, firing_pairs
 from tests.cli_helpers import run_cli
 from workbench import ZOO, load_model
 from workbench.cli import error_text, main

@@ -20,8 +20,8 @@ import pytest
 
 from workbench.export import FIGURE_FORMATS, figure_bytes
 from workbench.ui import create_app, state
+from workbench.ui.callback_client import post_callback
 from workbench.ui.components import NOTHING_TO_EXPORT
-from workbench.ui.http import post_callback
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 QUERY = {"model": "tiny-ioi", "prompt": PROMPT}

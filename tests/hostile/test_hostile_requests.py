@@ -15,7 +15,7 @@ import shutil
 import pytest
 
 from workbench.ui import create_app, request_guard, state
-from workbench.ui.http import post_callback
+from workbench.ui.callback_client import post_callback
 from workbench.zoo import CHECKPOINT_DIR
 
 LOAD_OUTPUTS = ["prompt-model.data", "prompt-model.value", "prompt-load-status.children"]

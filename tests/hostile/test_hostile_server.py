@@ -33,7 +33,7 @@ from werkzeug.serving import make_server
 
 from workbench.model import MAX_PROMPT_CHARS
 from workbench.ui import create_app, request_guard, state
-from workbench.ui.http import post_callback
+from workbench.ui.callback_client import post_callback
 from workbench.ui.result_bytes import estimate_bytes
 from workbench.zoo import CHECKPOINT_DIR
 

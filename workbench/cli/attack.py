@@ -42,8 +42,8 @@ def _text(payload: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     import math
 
-    from analysis.attacks import TokenAttack
-    from analysis.head_perturbation import parse_heads
+    from analysis.attacks.token_attack import TokenAttack
+    from analysis.steering.head_perturbation import parse_heads
     from workbench import load_model
     from workbench.tasks import make_task
 

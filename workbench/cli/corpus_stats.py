@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--address: only used with --executor ray")
     texts = read_texts(args.texts, args.unit)
 
-    from analysis.corpus_stats import corpus_stats
+    from analysis.statistics.corpus_stats import corpus_stats
     from workbench import load_model
     from workbench.store import RunStore
 

@@ -1,6 +1,6 @@
 """`workbench decompose MODEL PROMPT LAYER HEAD QUERY KEY`: sparse attention decomposition.
 
-Runs `analysis.score_decomposition.decompose_score`: the raw score of (QUERY -> KEY) split into
+Runs `analysis.decompose_score`: the raw score of (QUERY -> KEY) split into
 d_head singular terms, the fewest reaching `--share` of it, the reconstruction error against the
 model's own q.k, and (`--upstream N`, default 5, 0 to skip) the N earlier sources writing most
 along the selected components on each side. `--save` stores the decomposition (kind
@@ -38,7 +38,7 @@ def _text(payload: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.upstream < 0:
         raise UsageError(f"--upstream: expected a count >= 0, got {args.upstream}")
-    from analysis.score_decomposition import decompose_score, upstream_contributions
+    from analysis.anatomy.score_decomposition import decompose_score, upstream_contributions
     from workbench import load_model
 
     model = load_model(args.model)

@@ -3,7 +3,7 @@
     workbench figure run RUN_ID [--kind K] -o fig.svg          a stored run's `result.plot(K)`
     workbench figure pattern MODEL PROMPT --layer L --head H -o fig.png
                                                                one head's attention pattern
-    workbench figure stats MODEL PROMPT [--kind heatmap|query|distance|block_mass]
+    workbench figure stats MODEL PROMPT [--kind KIND (HeadStats.plot_kinds)]
                      [--stat entropy] [--layer L --head H] -o fig.pdf
                                                                attention statistics (analysis)
 
@@ -28,6 +28,23 @@ from workbench.cli._common import (
 _FORMATS = ("png", "svg", "pdf", "html")
 
 
+class _StatsPlotKinds:
+    """`HeadStats.plot_kinds` for `--kind`, imported only when argparse checks or lists one
+    (so building the parser does not import the analyses)."""
+
+    @staticmethod
+    def _kinds() -> tuple[str, ...]:
+        from analysis.statistics.head_stats import HeadStats
+
+        return HeadStats.plot_kinds
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._kinds()
+
+    def __iter__(self):
+        return iter(self._kinds())
+
+
 def _output(path: str) -> Path:
     if Path(path).suffix.lower().lstrip(".") not in _FORMATS:
         raise UsageError(f"-o: {path!r} must end in one of .png, .svg, .pdf, .html")
@@ -36,22 +53,22 @@ def _output(path: str) -> Path:
 
 def _figure(args: argparse.Namespace):
     if args.source == "run":
+        import analysis  # noqa: F401 - importing the packages registers every result type
+        import circuits  # noqa: F401
         from workbench.store import RunStore
-        from workbench.ui.figures import import_result_modules
 
-        import_result_modules()
         result = RunStore(args.store).load_result(args.run_id)
         return result.plot(args.kind) if args.kind else result.plot()
     from workbench import load_model
 
     model = load_model(args.model)
     if args.source == "pattern":
-        from workbench.ui.figures import attention_pattern, pattern_figure
+        from analysis.statistics.attention_pattern import attention_pattern, pattern_figure
 
         head = attention_pattern(model, args.prompt, args.layer, args.head)
         title = f"{model.name} L{head.layer}H{head.head}"
         return pattern_figure(head.pattern, head.tokens, title=title)
-    from analysis.attention_stats import attention_stats
+    from analysis.statistics.attention_stats import attention_stats
 
     extra = ["block_mass"] if args.kind == "block_mass" else []
     from kernels import DEFAULT_STATS
@@ -101,7 +118,11 @@ def register(sub, json_flag) -> None:
     stats.add_argument("model")
     stats.add_argument("prompt")
     stats.add_argument(
-        "--kind", default="heatmap", choices=["heatmap", "query", "distance", "block_mass"]
+        "--kind",
+        default="heatmap",
+        choices=_StatsPlotKinds(),
+        metavar="KIND",  # a metavar keeps argparse from listing (importing) the kinds up front
+        help="HeadStats plot kind: %(choices)s (default %(default)s)",
     )
     stats.add_argument("--stat", default="entropy", help="statistic for heatmap/query")
     stats.add_argument("--layer", type=int, default=None, help="for query/distance/block_mass")

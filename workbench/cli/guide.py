@@ -1,6 +1,6 @@
 """`workbench guide MODEL PROMPT --heads L.H,...`: decode with head-perturbation guidance.
 
-Runs `analysis.guidance.guide`: at every step the clean logits are pushed away from those of a
+Runs `analysis.guide`: at every step the clean logits are pushed away from those of a
 copy of the model whose chosen heads are perturbed (`--method identity|uniform|mean_query|
 temperature|zero|mean`, SoftPAG strength `--u`), with scale `--w` on the plausibility set
 `p >= alpha * max p`. Greedy by default, `--sample` samples with `--seed`. Prints the
@@ -31,8 +31,8 @@ def _text(payload: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     if not 0.0 <= args.u <= 1.0:
         raise UsageError(f"--u: perturbation strength must be in [0, 1], got {args.u}")
-    from analysis.guidance import guide
-    from analysis.head_perturbation import HeadPerturbation, parse_heads
+    from analysis.steering.guidance import guide
+    from analysis.steering.head_perturbation import HeadPerturbation, parse_heads
     from workbench import load_model
 
     perturbation = HeadPerturbation(

@@ -1,6 +1,6 @@
 """`workbench heads MODEL`: head taxonomy (behaviour scores, labels) and clustering.
 
-Runs `analysis.taxonomy.head_taxonomy`: previous-token, duplicate-token and induction scores on
+Runs `analysis.head_taxonomy`: previous-token, duplicate-token and induction scores on
 repeated random tokens, sink / local / uniform on natural text (`--text`, repeatable; default
 IOI-template English), a label per head and a KMeans or agglomerative clustering with its
 silhouette score. `--save` stores the result (kind "head_taxonomy").
@@ -29,7 +29,7 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.taxonomy import head_taxonomy
+    from analysis.anatomy.taxonomy import head_taxonomy
     from workbench import load_model
 
     model = load_model(args.model)

@@ -28,7 +28,7 @@ def _zoo_summary() -> list[dict]:
                 n_layers=cfg.num_hidden_layers,
                 n_heads=cfg.num_attention_heads,
                 d_model=cfg.hidden_size,
-                d_head=cfg.hidden_size // cfg.num_attention_heads,
+                d_head=getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads,
                 n_ctx=cfg.max_position_embeddings,
             )
         row["metrics"] = scalar_metrics(entry.card().get("metrics", {}))

@@ -36,7 +36,7 @@ def _text(payload: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     stats = _stats_argument(args.stats)
-    from analysis.attention_stats import attention_stats
+    from analysis.statistics.attention_stats import attention_stats
     from workbench import load_model
 
     model = load_model(args.model)

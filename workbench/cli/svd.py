@@ -1,6 +1,6 @@
 """`workbench svd MODEL LAYER HEAD`: QK (bias-augmented) and OV singular spectra of one head.
 
-Runs `analysis.head_svd.qk_ov_svd` (float64 raw HF weights, norm gain/bias folded by the
+Runs `analysis.anatomy.head_svd.qk_ov_svd` (float64 raw HF weights, norm gain/bias folded by the
 analysis) and prints the spectra, effective ranks, the QK spectral norm and token readouts of
 the top singular directions; `--save` stores the result (kind "head_svd"). An out-of-range layer
 or head exits 2 with one line naming it.
@@ -37,7 +37,7 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.head_svd import qk_ov_svd
+    from analysis.anatomy.head_svd import qk_ov_svd
     from workbench import load_model
 
     model = load_model(args.model)

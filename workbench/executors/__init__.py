@@ -17,18 +17,10 @@ from workbench.executors.base import (
     ShardJob,
     digest,
     make_shards,
-    resolve_executor,
 )
+from workbench.executors.ray_executor import RayExecutor
+from workbench.executors.resolve import resolve_executor
 from workbench.executors.shards import ShardedOutcome, as_store, open_sharded_run, run_sharded
-
-
-def __getattr__(name: str):
-    if name == "RayExecutor":  # lazily: importing it is cheap, but keep Ray out of the way
-        from workbench.executors.ray_executor import RayExecutor
-
-        return RayExecutor
-    raise AttributeError(f"module 'workbench.executors' has no attribute {name!r}")
-
 
 __all__ = [
     "EXECUTOR_NAMES",

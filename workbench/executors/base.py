@@ -125,27 +125,3 @@ class InProcessExecutor:
 
     def close(self) -> None:
         return None
-
-
-def resolve_executor(
-    executor: str | Executor | None, *, address: str | None = None
-) -> tuple[Executor, bool]:
-    """(executor, owned) for an `executor=` argument: "inprocess" (default), "ray", or an
-    `Executor` instance (not owned: the caller closes it). `address` is for "ray" only."""
-    if executor is None or executor == "inprocess":
-        if address is not None:
-            raise ValueError("address: only used with executor='ray'")
-        return InProcessExecutor(), True
-    if executor == "ray":
-        from workbench.executors.ray_executor import RayExecutor
-
-        return RayExecutor(address=address), True
-    if isinstance(executor, str):
-        raise ValueError(f"executor: {executor!r} is not one of {', '.join(EXECUTOR_NAMES)}")
-    if not isinstance(executor, Executor):
-        raise ValueError(
-            f"executor: expected 'inprocess', 'ray' or an Executor, got {type(executor).__name__}"
-        )
-    if address is not None:
-        raise ValueError("address: pass it to the executor instance instead")
-    return executor, False

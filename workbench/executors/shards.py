@@ -25,8 +25,8 @@ from workbench.executors.base import (
     Shard,
     ShardFn,
     ShardJob,
-    resolve_executor,
 )
+from workbench.executors.resolve import resolve_executor
 
 if TYPE_CHECKING:
     import pandas as pd

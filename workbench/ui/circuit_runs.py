@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 
 from workbench.ui import state
 from workbench.ui.jobs import tqdm_progress
-from workbench.ui.pages.runs import SESSION_KEY
+from workbench.ui.shared import SESSION_KEY
 
 MAX_PROMPTS = 256
 

@@ -1,4 +1,4 @@
-"""The Attention page's "Corpus" section: stored corpus statistics (`analysis.corpus_stats`).
+"""The Attention page's "Corpus" section: stored corpus statistics (`analysis.statistics`).
 
 Lists the complete "corpus-stats" runs in the run store for the page's model (from every
 session: these runs usually come from `workbench corpus-stats` on the command line), and shows
@@ -52,7 +52,7 @@ def as_index(value: Any) -> int:
 
 def corpus_runs(model_name: str) -> list[Any]:
     """Complete corpus-stats runs of `model_name` in the run store, newest first."""
-    from analysis.corpus_stats import KIND
+    from analysis.statistics.corpus_stats import KIND
 
     runs = state.run_store().list_runs()[::-1]
     return [r for r in runs if r.kind == KIND and r.model == model_name]
@@ -60,7 +60,7 @@ def corpus_runs(model_name: str) -> list[Any]:
 
 def load_corpus(session: str, run_id: str) -> Any:
     """The stored `CorpusStats` of `run_id`, read once per session (refuses other kinds)."""
-    from analysis.corpus_stats import KIND
+    from analysis.statistics.corpus_stats import KIND
 
     if not isinstance(run_id, str) or not run_id or len(run_id) > 200:
         raise ValueError("run: choose a corpus-stats run")
@@ -124,7 +124,7 @@ def section() -> Any:
                     "Statistics aggregated over a corpus by ",
                     dmc.Code("workbench corpus-stats"),
                     " (or ",
-                    dmc.Code("analysis.corpus_stats(..., store=...)"),
+                    dmc.Code("analysis.statistics.corpus_stats(..., store=...)"),
                     "); the "
                     "histogram follows the layer/head selected above, and clicking a cell "
                     "selects that head.",

@@ -64,7 +64,7 @@ def test_eap_matches_transformer_lens_attribution_patch(ioi):
         attribution_patch,
     )
 
-    from circuits.batching import task_slice
+    from circuits.task_batches import task_slice
 
     model, task = ioi
     for i in range(2):

@@ -15,7 +15,7 @@ import scipy.stats
 import torch
 from pandas.testing import assert_frame_equal
 
-from analysis.corpus_stats import CorpusStats, corpus_stats, n_distance_buckets
+from analysis.statistics.corpus_stats import CorpusStats, corpus_stats, n_distance_buckets
 from workbench.executors import InProcessExecutor
 from workbench.store import RunStore
 from workbench.tasks.ioi_prompts import generate_ioi_prompts

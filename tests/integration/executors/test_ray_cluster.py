@@ -16,7 +16,7 @@ import pytest
 import torch
 from pandas.testing import assert_frame_equal
 
-from analysis.corpus_stats import corpus_stats, document_stats
+from analysis.statistics.corpus_stats import corpus_stats, document_stats
 from workbench.store import RunStore
 from workbench.tasks.ioi_prompts import generate_ioi_prompts
 
@@ -87,7 +87,7 @@ def test_a_worker_killed_mid_shard_is_retried_and_changes_nothing(
 ):
     import ray.cloudpickle
 
-    from analysis.corpus_stats import aggregate
+    from analysis.statistics.corpus_stats import aggregate
     from workbench.executors import make_shards, run_sharded
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/

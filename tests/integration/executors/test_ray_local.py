@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.corpus_stats import corpus_stats
+from analysis.statistics.corpus_stats import corpus_stats
 from workbench.store import RunStore
 from workbench.tasks.ioi_prompts import generate_ioi_prompts
 

@@ -19,11 +19,11 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from analysis.statistics.attention_pattern import attention_pattern, pattern_figure
 from workbench.cli import main
 from workbench.export import export, figure_bytes
 from workbench.results import Result
 from workbench.store import RunStore
-from workbench.ui.figures import attention_pattern, pattern_figure
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 
@@ -105,7 +105,7 @@ def test_cli_pattern_and_bad_input(tmp_path):
 
 
 def test_cli_stats_figures_match_the_library(zoo_model, tmp_path, capsys):
-    from analysis.attention_stats import attention_stats
+    from analysis.statistics.attention_stats import attention_stats
     from kernels import DEFAULT_STATS
 
     out = tmp_path / "mass.html"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from kernels import attention_with_stats
-from kernels.stats import SCORE_LIMIT
+from kernels.contract import SCORE_LIMIT
 
 BACKENDS = ("chunked", "triton", "reference")
 

@@ -103,8 +103,8 @@ def test_other_tile_shapes(make_qkv, assert_matches, triton_device, tiles, causa
     """The GPU uses other tiles than the interpreter's 64 x 64: check uneven shapes too. Small
     tiles also put key blocks on both sides far (>= BLOCK_M + BLOCK_N) from the query block,
     which take the histogram's two-bucket path."""
-    from kernels.stats import validate_inputs
-    from kernels.triton_attention import triton_attention
+    from kernels.contract import validate_inputs
+    from kernels.triton_launcher import triton_attention
 
     q, k, v = make_qkv(batch=1, heads_q=2, heads_kv=1, seq_q=90, seq_k=100)
     kwargs = dict(

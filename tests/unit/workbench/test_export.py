@@ -84,7 +84,7 @@ def test_bad_sizes_are_refused():
 
 
 def test_token_labels_show_whitespace_and_index():
-    from workbench.ui.figures import token_labels, visible_token
+    from analysis.statistics.attention_pattern import token_labels, visible_token
 
     assert visible_token(" the") == "·the" and visible_token("\n\t") == "↵→"
     assert visible_token("") == "∅"

@@ -21,6 +21,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, dcc, html, no_update
 
+from analysis.statistics.attention_pattern import attention_pattern, pattern_figure
 from workbench.ui import input_checks as check
 from workbench.ui import jobs, selection, state
 from workbench.ui.circuit_runs import check_own_run
@@ -33,9 +34,7 @@ from workbench.ui.components import (
     register_figure_export,
     user_message,
 )
-from workbench.ui.figures import attention_pattern, pattern_figure
-from workbench.ui.pages.guidance import head_options, parse_heads
-from workbench.ui.pages.runs import SESSION_KEY
+from workbench.ui.shared import SESSION_KEY, head_options, parse_heads
 
 PAGE = {"path": "/attacks", "name": "Attacks", "title": "Attacks · Workbench", "order": 50}
 OBJECTIVES = ["flip", "raise_loss", "dissipation", "embedding"]
@@ -126,7 +125,7 @@ def attack_job(
     seed,
 ) -> str:
     """Fit the attack and store its result; returns the run id (forked job process)."""
-    from analysis.attacks import TokenAttack
+    from analysis.attacks.token_attack import TokenAttack
     from workbench.tasks import make_task
 
     state.check_session(session)
@@ -243,7 +242,7 @@ def register_callbacks(app: Any) -> None:
         prevent_initial_call=True,
     )
     def show_attack(job, session) -> Any:
-        import analysis.attacks  # noqa: F401 - registers AttackResult
+        import analysis.attacks.token_attack  # noqa: F401 - registers AttackResult
 
         blank = empty_figure("no attack yet")
         for graph in GRAPHS:

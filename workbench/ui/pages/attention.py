@@ -25,6 +25,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, ctx, html, no_update
 
+from analysis.statistics.attention_pattern import check_head, pattern_figure
 from workbench.ui import corpus_view, selection, state
 from workbench.ui import input_checks as check
 from workbench.ui.components import (
@@ -37,7 +38,6 @@ from workbench.ui.components import (
     register_table_export,
     table_buttons,
 )
-from workbench.ui.figures import check_head, pattern_figure
 
 PAGE = {"path": "/attention", "name": "Attention", "title": "Attention · Workbench", "order": 10}
 STATISTICS = ["entropy", "sink", "max_prob", "mean_distance", "effective_keys", "lse"]
@@ -61,7 +61,7 @@ def checked(session: Any, query: Any, block: Any) -> dict[str, Any]:
 
 def analyse(session: str, model_name: str, prompt: str, block: int) -> dict[str, Any]:
     """This session's statistics and patterns for (model, prompt, block), computed once."""
-    from analysis.attention_stats import attention_stats
+    from analysis.statistics.attention_stats import attention_stats
     from kernels import DEFAULT_STATS
 
     def compute() -> dict[str, Any]:
@@ -183,7 +183,7 @@ def register_callbacks(app: Any) -> None:
         prevent_initial_call=True,
     )
     def save_run(_clicks, query, block, session) -> Any:
-        from workbench.ui.pages.runs import SESSION_KEY
+        from workbench.ui.shared import SESSION_KEY
 
         try:
             stats = checked(session, query, block)["stats"]

@@ -32,7 +32,7 @@ from workbench.ui.components import (
     page_header,
     register_figure_export,
 )
-from workbench.ui.pages.prompt import TASKS
+from workbench.ui.shared import TASKS
 
 PAGE = {"path": "/circuits", "name": "Circuits", "title": "Circuits · Workbench", "order": 30}
 METHODS = ["eap", "eap-ig", "activation", "path", "exhaustive", "acdc"]

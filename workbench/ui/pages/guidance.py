@@ -4,7 +4,7 @@
   (progress, Cancel) on the IOI task for decoders that handle it, else on the prompt's
   next-token loss, and fills the selection with the heads it chose.
 - Perturbation method, `u` (interpolation towards the target pattern) and `w` (guidance
-  scale) sliders; Generate decodes the prompt twice with `analysis.guidance.guide`: `w = 0`
+  scale) sliders; Generate decodes the prompt twice with `analysis.steering.guidance.guide`: `w = 0`
   (plain) and the chosen `w`, shown side by side with the per-step logit shift figure.
 
 Thin: all numbers come from `analysis`. Every input is checked (`workbench.ui.input_checks`):
@@ -31,36 +31,12 @@ from workbench.ui.components import (
     register_figure_export,
     user_message,
 )
+from workbench.ui.shared import head_options, parse_heads
 
 PAGE = {"path": "/guidance", "name": "Guidance", "title": "Guidance · Workbench", "order": 40}
 METHODS = ["identity", "uniform", "mean_query", "temperature", "zero", "mean"]
 MAX_W = 5.0
 MAX_NEW_TOKENS = 64
-
-
-def head_options(model_name: str) -> list[str]:
-    try:
-        model = state.open_model(model_name)
-    except Exception:  # noqa: BLE001 - the page shows the load error on Generate
-        return []
-    return [f"{layer}.{head}" for layer in range(model.n_layers) for head in range(model.n_heads)]
-
-
-def parse_heads(values: list[str] | None) -> tuple[tuple[int, int], ...]:
-    """`["1.0", "1.2"]` -> `((1, 0), (1, 2))`; ValueError naming a malformed one."""
-    if values is not None and not (isinstance(values, list) and len(values) <= 1024):
-        raise ValueError("heads: expected a list of LAYER.HEAD")
-    heads = []
-    for value in values or []:
-        if not isinstance(value, str) or len(value) > 20:
-            raise ValueError(f"heads: {str(value)[:20]!r} is not LAYER.HEAD")
-        layer, _, head = value.partition(".")
-        if not (layer.isdigit() and head.isdigit()):
-            raise ValueError(f"heads: {value!r} is not LAYER.HEAD")
-        heads.append((int(layer), int(head)))
-    if not heads:
-        raise ValueError("heads: choose at least one head (by hand or by search)")
-    return tuple(heads)
 
 
 def layout(**query: str) -> Any:
@@ -180,8 +156,8 @@ def register_callbacks(app: Any) -> None:
         prevent_initial_call=True,
     )
     def generate(_clicks, heads, method, u, w, n_tokens, query, session) -> Any:
-        from analysis.guidance import guide
-        from analysis.head_perturbation import HeadPerturbation
+        from analysis.steering.guidance import guide
+        from analysis.steering.head_perturbation import HeadPerturbation
 
         try:
             session = state.check_session(session)
@@ -230,7 +206,7 @@ def register_callbacks(app: Any) -> None:
 
 def _search(set_progress, model_name: str, prompt: str, *, method: str, u: float, w: float):
     """HeadHunter's heads (runs in the forked job process)."""
-    from analysis.head_search import HeadHunter, ioi_objective, loss_objective, split_rows
+    from analysis.steering.head_hunter import HeadHunter, ioi_objective, loss_objective, split_rows
     from workbench.tasks import make_task
 
     set_progress((5, "preparing the objective"))

@@ -21,6 +21,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, html, no_update
 
+from analysis.statistics.attention_pattern import attention_pattern, check_head, pattern_figure
 from workbench.ui import input_checks as check
 from workbench.ui import selection, state
 from workbench.ui.components import (
@@ -31,7 +32,6 @@ from workbench.ui.components import (
     page_header,
     register_figure_export,
 )
-from workbench.ui.figures import attention_pattern, check_head, pattern_figure
 
 PAGE = {"path": "/heads", "name": "Heads", "title": "Heads · Workbench", "order": 20}
 GRAPHS = (

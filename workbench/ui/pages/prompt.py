@@ -17,15 +17,15 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, html, no_update
 
+from analysis.statistics.attention_pattern import visible_token
 from workbench.ui import input_checks as check
 from workbench.ui import selection, state
 from workbench.ui.components import error_alert, page_header
-from workbench.ui.figures import visible_token
+from workbench.ui.shared import TASKS
 from workbench.zoo import ZOO
 
 PAGE = {"path": "/", "name": "Model & prompt", "title": "Attention Workbench", "order": 0}
 DEFAULT_PROMPT = selection.DEFAULT_PROMPT
-TASKS = ["ioi", "induction", "similarity"]
 
 
 def model_options(extra: str | None = None) -> list[dict[str, str]]:

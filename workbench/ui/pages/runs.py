@@ -5,6 +5,11 @@ Thin: rows come from `RunStore.list_runs`, figures from the stored result's own 
 browser session are listed (the dashboard records the session id in each run's config); the
 switch shows every run in the store (CLI runs included). Delete acts only on a listed run.
 Ids are prefixed `runs-`.
+
+Every callback checks its inputs (the switch must be a boolean, the session one we issued, the
+run one that is listed) and answers bad ones, and store failures (an unreadable store folder, a
+corrupt `result.json`), with the page's red alert, never an HTTP error. When the store had to
+rebuild a damaged index, a yellow notice above the list says so.
 """
 
 from __future__ import annotations
@@ -14,19 +19,27 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, dcc, html, no_update
 
+import analysis  # noqa: F401 - registers the analyses' result types for load_result
+import circuits  # noqa: F401 - registers Circuit
 from workbench.ui import selection, state
 from workbench.ui.components import (
     error_alert,
     figure_card,
+    keep_figure,
     page_header,
     register_figure_export,
     register_table_export,
     table_buttons,
 )
-from workbench.ui.figures import import_result_modules
+from workbench.ui.shared import SESSION_KEY
 
 PAGE = {"path": "/runs", "name": "Runs", "title": "Runs · Attention Workbench", "order": 90}
-SESSION_KEY = "dashboard_session"
+
+
+def _switch(only_mine: Any) -> bool:
+    if not isinstance(only_mine, bool):
+        raise ValueError(f"runs: the switch must be on or off, got {only_mine!r}"[:120])
+    return only_mine
 
 
 def visible_runs(session: str | None, only_mine: bool) -> list[Any]:
@@ -91,17 +104,35 @@ def layout(**query: str) -> Any:
     )
 
 
-def _listed(session: str | None, only_mine: bool, run_id: str | None) -> str:
-    if not run_id or run_id not in {r.run_id for r in visible_runs(session, only_mine)}:
-        raise ValueError(f"run: {run_id!r} is not among the listed runs")
+def _listed(session: Any, only_mine: Any, run_id: Any) -> str:
+    session = state.check_session(session)
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError("run: choose one of the listed runs first")
+    if run_id not in {r.run_id for r in visible_runs(session, _switch(only_mine))}:
+        raise ValueError(f"run: {run_id[:80]!r} is not among the listed runs")
     return run_id
 
 
-def _listing(session: str | None, only_mine: bool) -> tuple[Any, list[dict[str, str]]]:
-    """The runs table and the run picker's options."""
-    runs = visible_runs(session, only_mine)
+def repaired_notice() -> Any:
+    """A yellow notice when the store rebuilt a damaged or incomplete index (else None)."""
+    message = state.run_store().repaired
+    if not message:
+        return None
+    return dmc.Alert(
+        message, title="Run index rebuilt", color="yellow", variant="light", id="runs-repaired"
+    )
+
+
+def _listing(session: Any, only_mine: Any) -> tuple[Any, list[dict[str, str]]]:
+    """The runs table (under the repair notice, if any) and the run picker's options; bad
+    input or an unusable store gives the page's alert and no options."""
+    try:
+        runs = visible_runs(state.check_session(session), _switch(only_mine))
+        notice = repaired_notice()
+    except Exception as err:  # noqa: BLE001 - shown to the user
+        return error_alert(err, title="Cannot list the runs", id="runs-list-alert"), []
     options = [{"value": r.run_id, "label": f"{r.run_id} · {r.kind}"} for r in runs]
-    return runs_table(runs), options
+    return [notice, runs_table(runs)] if notice else runs_table(runs), options
 
 
 def register_callbacks(app: Any) -> None:
@@ -115,8 +146,8 @@ def register_callbacks(app: Any) -> None:
         Input("runs-refresh", "n_clicks"),
         State("session-id", "data"),
     )
-    def list_runs(only_mine: bool, _refresh: Any, session: str | None) -> Any:
-        return _listing(session, bool(only_mine))
+    def list_runs(only_mine: Any, _refresh: Any, session: Any) -> Any:
+        return _listing(session, only_mine)
 
     @app.callback(
         Output("runs-figure", "figure"),
@@ -133,23 +164,24 @@ def register_callbacks(app: Any) -> None:
     def open_or_delete(_open: Any, _delete: Any, run_id: str | None, only_mine: bool, session):
         from dash import ctx
 
-        store = state.run_store()
         try:
-            run_id = _listed(session, bool(only_mine), run_id)
+            store = state.run_store()
+            run_id = _listed(session, only_mine, run_id)
             if ctx.triggered_id == "runs-delete":
                 store.delete_run(run_id)
                 deleted = dmc.Text(f"deleted {run_id}", size="sm", id="runs-deleted")
-                return no_update, deleted, *_listing(session, bool(only_mine))
-            import_result_modules()
+                return no_update, deleted, *_listing(session, only_mine)
             figure = store.load_result(run_id).plot()
         except Exception as err:  # noqa: BLE001
             alert = error_alert(err, title="Cannot open that run")
             return no_update, alert, no_update, no_update
         opened = dmc.Text(f"opened {run_id}", size="sm", id="runs-opened")
+        keep_figure(session, "runs-figure", figure, label=run_id)  # what its export renders
         return figure, opened, no_update, no_update
 
     @app.callback(
         Output("runs-json-download", "data"),
+        Output("runs-status", "children", allow_duplicate=True),
         Input("runs-json", "n_clicks"),
         State("runs-pick", "value"),
         State("runs-mine", "checked"),
@@ -158,14 +190,15 @@ def register_callbacks(app: Any) -> None:
     )
     def download_json(_clicks: Any, run_id: str | None, only_mine: bool, session: str | None):
         try:
-            run_id = _listed(session, bool(only_mine), run_id)
+            run_id = _listed(session, only_mine, run_id)
             path = state.run_store().runs_dir / run_id / "result.json"
-            return dcc.send_bytes(path.read_bytes(), filename=f"{run_id}.json")
-        except (ValueError, OSError):
-            return no_update
+            data = dcc.send_bytes(path.read_bytes(), filename=f"{run_id}.json")
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            return no_update, error_alert(err, title="Cannot export that run")
+        return data, no_update
 
-    def main_table(session: str | None, run_id: str | None, only_mine: bool):
-        run_id = _listed(session, bool(only_mine), run_id)
+    def main_table(session: str | None, run_id: Any, only_mine: Any):
+        run_id = _listed(session, only_mine, run_id)
         tables = state.run_store().get_run(run_id).tables
         if not tables:
             return None

@@ -1,0 +1,119 @@
+"""Plotly figures of a `HeadStats` result (`HeadStats.plot(kind)` dispatches here).
+
+Every function reads the stored tensors only (no model, no recomputation). Means skip padded
+queries (NaN). Caveat: the token tick labels of long prompts are dense; plotly thins them when
+zoomed out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import plotly.graph_objects as go
+
+if TYPE_CHECKING:
+    from analysis.statistics.head_stats import HeadStats
+
+
+def plot_heatmap(result: HeadStats, *, stat: str = "entropy") -> go.Figure:
+    """Layer x head map of the per-head mean of `stat` over every real query."""
+    values = result.stat_values(stat).double().nanmean(dim=(0, 3)).numpy()  # [layer, head]
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=list(range(result.n_heads)),
+            y=list(range(result.n_layers)),
+            colorscale="Viridis",
+            colorbar={"title": stat},
+            hovertemplate="layer %{y}, head %{x}<br>" + stat + " %{z:.4g}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"{result.model_name}: mean {stat} per head",
+        xaxis={"title": "head", "dtick": 1},
+        yaxis={"title": "layer", "dtick": 1, "autorange": "reversed"},
+    )
+    return figure
+
+
+def plot_query(
+    result: HeadStats, *, layer: int, head: int, stat: str = "entropy", prompt: int = 0
+) -> go.Figure:
+    """`stat` at every query position of one head for one prompt, tokens as tick labels."""
+    layer, head = result.head_index(layer, head)
+    prompt = result.prompt_index(prompt)
+    tokens = result.tokens[prompt]
+    values = result.stat_values(stat)[prompt, layer, head, : len(tokens)].numpy()  # [query]
+    positions = list(range(len(tokens)))
+    figure = go.Figure(
+        go.Scatter(
+            x=positions,
+            y=values,
+            mode="lines+markers",
+            text=tokens,
+            hovertemplate="%{x}: %{text}<br>" + stat + " %{y:.4g}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"{result.model_name}: {stat} of L{layer}H{head}, prompt {prompt}",
+        xaxis={"title": "query", "tickmode": "array", "tickvals": positions, "ticktext": tokens},
+        yaxis={"title": stat},
+    )
+    return figure
+
+
+def bucket_labels(n_buckets: int) -> list[str]:
+    """'0', '1', '2-3', '4-7', ...: the distances each log2 bucket holds."""
+    labels = ["0"]
+    for bucket in range(1, n_buckets):
+        low, high = 2 ** (bucket - 1), 2**bucket - 1
+        labels.append(str(low) if low == high else f"{low}-{high}")
+    return labels
+
+
+def plot_distance(result: HeadStats, *, layer: int, head: int) -> go.Figure:
+    """Mean attention mass per log2 distance bucket of one head, over every real query."""
+    layer, head = result.head_index(layer, head)
+    hist = result.histogram("distance_hist")[:, layer, head]  # [prompt, query, bucket]
+    mass = hist.double().reshape(-1, hist.shape[-1]).nanmean(dim=0).numpy()  # [bucket]
+    figure = go.Figure(go.Bar(x=bucket_labels(len(mass)), y=mass))
+    figure.update_layout(
+        title=f"{result.model_name}: attention mass by query-key distance, L{layer}H{head}",
+        xaxis={"title": "distance |i - j|", "type": "category"},
+        yaxis={"title": "mean attention mass"},
+    )
+    return figure
+
+
+def plot_block_mass(result: HeadStats, *, layer: int, head: int, prompt: int = 0) -> go.Figure:
+    """Query x key-block attention mass map of one head for one prompt."""
+    layer, head = result.head_index(layer, head)
+    prompt = result.prompt_index(prompt)
+    tokens = result.tokens[prompt]
+    block = int(result.config.get("mass_block", 64))
+    n_blocks = -(-len(tokens) // block)
+    mass = result.histogram("block_mass")[prompt, layer, head, : len(tokens), :n_blocks]
+    labels = [f"{b * block}-{min((b + 1) * block, len(tokens)) - 1}" for b in range(n_blocks)]
+    figure = go.Figure(
+        go.Heatmap(
+            z=mass.numpy(),  # [query, key_block]
+            x=labels,
+            y=list(range(len(tokens))),
+            text=np.asarray([[t] * n_blocks for t in tokens]),
+            colorscale="Blues",
+            zmin=0.0,
+            zmax=1.0,
+            colorbar={"title": "mass"},
+            hovertemplate="query %{y} (%{text}), keys %{x}<br>mass %{z:.4g}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"{result.model_name}: attention mass per {block}-key block, L{layer}H{head}",
+        xaxis={"title": "key block", "type": "category"},
+        yaxis={"title": "query", "autorange": "reversed"},
+    )
+    return figure
+
+
+__all__ = ["bucket_labels", "plot_block_mass", "plot_distance", "plot_heatmap", "plot_query"]

@@ -1,0 +1,319 @@
+"""Install the statistics attention in every layer of a model for the body of a `with` block.
+
+`statistics_attention(model, ...)` makes every attention layer compute
+`kernels.attention_with_stats` instead of an eager softmax, so a forward pass yields each
+layer's per-query statistics and no layer builds an n x n pattern (or an n x n mask).
+
+How it is installed (TransformerLens 4.3 bridge on transformers 5), all undone on exit, also
+when the body raises:
+
+1. A fresh attention function is registered in transformers' `ALL_ATTENTION_FUNCTIONS` under a
+   unique name (`workbench_stats_<n>`), and a mask function under the same name in
+   `ALL_MASK_ATTENTION_FUNCTIONS`.
+2. The HF model's `config._attn_implementation` (the bridge loads it as "eager" so that
+   `hook_pattern` fires) is switched to that name. HF attention modules read it at every call.
+3. Bridge attention components that re-implement attention themselves get an instance-level
+   override. GPT-2's `JointQKVAttentionBridge`: its `_reconstruct_attention(q, k, v)` (the step
+   after the bridge's split q/k/v projections) calls the registered function, then the bridge's
+   output projection. Llama's `PositionEmbeddingsAttentionBridge` has no such seam: its `forward`
+   becomes the base `AttentionBridge.forward` (`hook_in` -> the wrapped HF attention module ->
+   `hook_out`). BERT's `AttentionBridge` already delegates to the HF module.
+
+The HF module (or GPT-2's bridge) does the projections, RoPE and head reshapes and calls our
+function with q `[batch, head, query, d_head]` and un-repeated k, v `[batch, kv_head, key,
+d_head]` (grouped-query attention is handled by the kernel). The mask function hands over only the 2-D
+right-padding mask `[batch, key]` (None without padding), turned into `key_lengths`; causality
+comes from the HF module's `is_causal`. Statistics are therefore those of the rotated q/k (RoPE)
+and of exactly the keys the model attends to.
+
+Caveats:
+- While installed, `hook_pattern` and `hook_attn_scores` never fire; on Llama-style models
+  (HF path) `hook_rot_q/rot_k/cos/sin` do not either. `hook_q/k/v/z` and everything outside
+  attention fire as usual, so interventions there apply to the statistics run.
+- Right padding only; plain causal or bidirectional masks only. Sliding windows, soft-capping,
+  attention sinks, packed sequences, ALiBi or relative position biases are refused with
+  `NotImplementedError` (or a missing layer is reported) rather than computed wrongly.
+- Not re-entrant and not thread-safe: run nothing else on the same model while installed.
+- Numerics are the raw HF ones (the same as `workbench.Model`); a bridge in TransformerLens
+  compatibility mode (folded layer norms) is not supported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import types
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import torch
+
+from kernels import AttentionStats, attention_with_stats
+from workbench.model import Model
+
+_NAME_PREFIX = "workbench_stats_"
+_install_counter = itertools.count()
+_UNSUPPORTED_KWARGS = ("sliding_window", "softcap", "s_aux", "sinks", "position_bias")
+
+
+class StatisticsAttention:
+    """The attention function installed in every layer; collects one `AttentionStats` per layer.
+
+    Created by `statistics_attention`; after each forward pass call `take()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        layer_of_module: dict[int, int],
+        n_layers: int,
+        backend: str,
+        stats: tuple[str, ...] | None,
+        sink_tokens: int,
+        mass_block: int,
+    ) -> None:
+        self._layer_of_module = layer_of_module
+        self.n_layers = n_layers
+        self.backend = backend
+        self.stats = stats
+        self.sink_tokens = sink_tokens
+        self.mass_block = mass_block
+        self._recorded: dict[int, AttentionStats] = {}
+
+    # ------------------------------------------------------------------ called by transformers
+    def attention(
+        self,
+        module: torch.nn.Module,
+        query: torch.Tensor,  # [batch, head, query, d_head]
+        key: torch.Tensor,  # [batch, kv_head, key, d_head]
+        value: torch.Tensor,  # [batch, kv_head, key, d_head]
+        attention_mask: torch.Tensor | None,  # [batch, key] bool from `padding_mask`, or None
+        scaling: float | None = None,
+        dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, None]:
+        """An `AttentionInterface` function: returns (output `[batch, query, head, d_head]`, None)."""
+        layer = self._layer_of_module.get(id(module))
+        if layer is None:
+            raise RuntimeError(
+                f"statistics attention: {type(module).__name__} is not a known layer"
+            )
+        unsupported = [name for name in _UNSUPPORTED_KWARGS if kwargs.get(name) is not None]
+        if unsupported or dropout:
+            raise NotImplementedError(
+                f"statistics attention: layer {layer} uses {unsupported or ['dropout']}, "
+                "which the statistics kernel does not implement"
+            )
+        causal = kwargs.get("is_causal")
+        causal = bool(getattr(module, "is_causal", False) if causal is None else causal)
+        out, stats = attention_with_stats(
+            query,
+            key,
+            value,
+            causal=causal,
+            sm_scale=scaling,
+            backend=self.backend,
+            stats=self.stats,
+            key_lengths=_key_lengths(attention_mask, key.shape[2]),
+            sink_tokens=self.sink_tokens,
+            mass_block=self.mass_block,
+        )
+        if layer in self._recorded:
+            raise RuntimeError(
+                f"statistics attention: layer {layer} ran again before take(); call take() "
+                "after each forward pass"
+            )
+        self._recorded[layer] = stats
+        return out.transpose(1, 2), None  # [batch, query, head, d_head], as HF expects
+
+    def padding_mask(
+        self, *, mask_function: Any, attention_mask: torch.Tensor | None, **kwargs: Any
+    ) -> torch.Tensor | None:
+        """A mask-interface function: the 2-D `[batch, key]` padding mask instead of a 4-D one."""
+        from transformers.masking_utils import bidirectional_mask_function, causal_mask_function
+
+        if mask_function not in (causal_mask_function, bidirectional_mask_function):
+            raise NotImplementedError(
+                "statistics attention: only plain causal or bidirectional masks are supported "
+                "(no sliding windows, packed sequences or custom mask functions)"
+            )
+        if attention_mask is None:
+            return None
+        offset, length = kwargs.get("kv_offset") or 0, kwargs["kv_length"]
+        return attention_mask[:, offset : offset + length]  # [batch, key]
+
+    # ------------------------------------------------------------------ called by the user
+    def take(self) -> list[AttentionStats]:
+        """The statistics of the last forward pass, one per layer; clears them.
+
+        Raises RuntimeError if some layer did not run through the statistics attention.
+        """
+        recorded, self._recorded = self._recorded, {}
+        missing = [layer for layer in range(self.n_layers) if layer not in recorded]
+        if missing:
+            raise RuntimeError(
+                f"statistics attention: layers {missing} did not run through it; this "
+                "architecture's attention does not call transformers' attention interface"
+            )
+        return [recorded[layer] for layer in range(self.n_layers)]
+
+
+def _key_lengths(attention_mask: torch.Tensor | None, n_keys: int) -> torch.Tensor | None:
+    """`[batch]` number of real keys from a right-padding mask `[batch, key]`; None if no padding."""
+    if attention_mask is None:
+        return None
+    if attention_mask.dim() != 2 or attention_mask.shape[1] != n_keys:
+        raise NotImplementedError(
+            f"attention_mask: expected a [batch, {n_keys}] padding mask, got "
+            f"{tuple(attention_mask.shape)}"
+        )
+    mask = attention_mask.bool()  # [batch, key]
+    lengths = mask.sum(-1)  # [batch]
+    positions = torch.arange(n_keys, device=mask.device)  # [key]
+    if not torch.equal(mask, positions[None, :] < lengths[:, None]):
+        raise ValueError("attention_mask: statistics attention supports right padding only")
+    if bool((lengths == n_keys).all()):
+        return None
+    return lengths
+
+
+def _attention_components(model: Model) -> list[Any]:
+    """The one bridge attention component of every layer, in layer order."""
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+    components = []
+    for layer, block in enumerate(model.bridge.blocks):
+        found = [m for m in block.modules() if isinstance(m, AttentionBridge)]
+        if len(found) != 1:
+            raise NotImplementedError(
+                f"statistics attention: layer {layer} has {len(found)} attention components; "
+                "only one self-attention per layer is supported"
+            )
+        components.append(found[0])
+    return components
+
+
+@contextlib.contextmanager
+def statistics_attention(
+    model: Model,
+    *,
+    backend: str = "auto",
+    stats: Iterable[str] | None = None,
+    sink_tokens: int = 1,
+    mass_block: int = 64,
+) -> Iterator[StatisticsAttention]:
+    """Run every layer's attention through `kernels.attention_with_stats` inside the block::
+
+        with statistics_attention(model, stats=("entropy", "sink")) as attention:
+            logits = model.bridge(tokens)
+            per_layer = attention.take()  # [AttentionStats] * n_layers
+
+    Everything installed (registered functions, config switch, forward overrides) is removed on
+    exit, also when the body raises. See the module docstring for how and the caveats.
+    """
+    from transformers import AttentionInterface, AttentionMaskInterface
+
+    hf_model = model.bridge.original_model
+    if str(hf_model.config._attn_implementation).startswith(_NAME_PREFIX):
+        raise RuntimeError(f"statistics attention is already installed on {model.name}")
+    components = _attention_components(model)
+    layer_of_module = {
+        id(module): layer
+        for layer, component in enumerate(components)
+        for module in component.original_component.modules()
+    }
+    attention = StatisticsAttention(
+        layer_of_module=layer_of_module,
+        n_layers=len(components),
+        backend=backend,
+        stats=None if stats is None else tuple(stats),
+        sink_tokens=sink_tokens,
+        mass_block=mass_block,
+    )
+    name = f"{_NAME_PREFIX}{next(_install_counter)}"
+    configs = list({id(c): c for c in [hf_model.config, *_module_configs(components)]}.values())
+    saved_implementations = [c._attn_implementation for c in configs]
+    overridden: list[tuple[Any, str]] = []  # (component, instance attribute set)
+    AttentionInterface.register(name, attention.attention)
+    AttentionMaskInterface.register(name, attention.padding_mask)  # mask creation reads the
+    # class-wide mapping only, and transformers has no unregister: both are popped below.
+    try:
+        for config in configs:
+            config._attn_implementation = name
+        for component in components:
+            attribute, method = _override_for(component, name)
+            if attribute is not None:
+                component.__dict__[attribute] = types.MethodType(method, component)
+                overridden.append((component, attribute))
+        yield attention
+    finally:
+        for component, attribute in overridden:
+            component.__dict__.pop(attribute, None)
+        for config, implementation in zip(configs, saved_implementations, strict=True):
+            config._attn_implementation = implementation
+        AttentionInterface._global_mapping.pop(name, None)
+        AttentionMaskInterface._global_mapping.pop(name, None)
+
+
+def _override_for(component: Any, name: str) -> tuple[str | None, Any]:
+    """Which method of a bridge attention component to replace (instance-level), and by what.
+
+    GPT-2 (`JointQKVAttentionBridge`): its `_reconstruct_attention(q, k, v)` seam, so the
+    bridge's split q/k/v and z hooks keep firing. Other re-implementing bridges (Llama's
+    `PositionEmbeddingsAttentionBridge`): `forward` -> the base `AttentionBridge.forward`, which
+    delegates to the HF module. BERT's `AttentionBridge` delegates already: nothing to replace.
+    """
+    from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+    from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
+        JointQKVAttentionBridge,
+    )
+
+    config = component.config
+    if isinstance(component, JointQKVAttentionBridge) and not getattr(
+        config, "use_attn_result", False
+    ):
+        return "_reconstruct_attention", functools.partial(_joint_qkv_attention, name=name)
+    if type(component).forward is not AttentionBridge.forward:
+        return "forward", AttentionBridge.forward
+    return None, None
+
+
+def _joint_qkv_attention(
+    component: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, name: str, **kwargs: Any
+) -> tuple[torch.Tensor, None]:
+    """`JointQKVAttentionBridge._reconstruct_attention` through the registered attention
+    function: q/k/v `[batch, pos, head * d_head]` from the bridge's split projections (hooks
+    fired) -> heads -> statistics attention -> output projection (fires hook_z)."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    n_heads = int(component.config.n_heads)
+    n_kv_heads = int(getattr(component.config, "n_key_value_heads", None) or n_heads)
+    q, k, v, batch, seq, d_head = component._reshape_qkv_to_heads(q, k, v, n_heads, n_kv_heads)
+    hf_attention = component.original_component
+    out, _ = ALL_ATTENTION_FUNCTIONS[name](
+        hf_attention,
+        q,  # [batch, head, query, d_head]
+        k,  # [batch, kv_head, key, d_head]
+        v,
+        kwargs.get("attention_mask"),
+        scaling=getattr(hf_attention, "scaling", None),
+    )  # [batch, query, head, d_head]
+    out = out.reshape(batch, seq, n_heads * d_head)  # [batch, pos, head * d_head]
+    return component._apply_output_projection(out), None
+
+
+def _module_configs(components: list[Any]) -> list[Any]:
+    """Every HF config object an attention module reads `_attn_implementation` from."""
+    from transformers import PretrainedConfig
+
+    configs = []
+    for component in components:
+        for module in component.original_component.modules():
+            config = module.__dict__.get("config")
+            if isinstance(config, PretrainedConfig):
+                configs.append(config)
+    return configs
+
+
+__all__ = ["StatisticsAttention", "statistics_attention"]
