@@ -2,6 +2,7 @@
 
 - `ioi`: Indirect Object Identification with ABC corruption (decoders; any tokenizer);
 - `induction`: repeated random tokens (decoders);
+- `lookup`: key-value recall (decoders with a separator token; built for `planted-lookup`);
 - `similarity`: paraphrase similarity of sentence embeddings (encoders such as MiniLM).
 
 `make_task(name, model, n=..., seed=...)` builds one by name.
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from workbench.tasks.base import Task
 from workbench.tasks.induction import InductionTask, make_induction_task
 from workbench.tasks.ioi import IOITask, make_ioi_task
+from workbench.tasks.lookup import LookupTask, make_lookup_task
 from workbench.tasks.similarity import SimilarityTask, make_similarity_task
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 TASKS = {
     "ioi": make_ioi_task,
     "induction": make_induction_task,
+    "lookup": make_lookup_task,
     "similarity": make_similarity_task,
 }
 
@@ -44,6 +47,7 @@ __all__ = [
     "TASKS",
     "IOITask",
     "InductionTask",
+    "LookupTask",
     "SimilarityTask",
     "Task",
     "default_task_for",

@@ -10,6 +10,11 @@
   positions because, measured here, the GPT-2 variant formed no induction head within 6,000
   steps while the rotary one did within 2,000
   (`python -m workbench.zoo.train tiny-induction`).
+- `planted-induction`, `planted-redundant`, `planted-lookup` (GPT-2) and
+  `planted-induction-llama` (Llama): checkpoints whose weights
+  are set by construction (`workbench.zoo.planted`), so the edges that carry their task are
+  known exactly; their cards list those `true_edges` and the task
+  (`python -m workbench.zoo.planted build`).
 
 Each entry has a model card (JSON) recording how it was made and the task metrics measured on
 held-out data; the test suite re-measures those metrics.
@@ -77,6 +82,30 @@ ZOO: dict[str, ZooEntry] = {
             "decoder",
             "2-layer Llama-style decoder (RoPE, GQA 8q/4kv) trained on Python stdlib source "
             "+ repeated sequences (induction heads)",
+        ),
+        ZooEntry(
+            "planted-induction",
+            "decoder",
+            "2-layer GPT-2 with a planted induction circuit (K-composition) + distractors; "
+            "known true edges (task induction)",
+        ),
+        ZooEntry(
+            "planted-redundant",
+            "decoder",
+            "2-layer GPT-2 planted induction circuit with two redundant previous-token heads "
+            "(a parallel path; task induction)",
+        ),
+        ZooEntry(
+            "planted-lookup",
+            "decoder",
+            "3-layer GPT-2 with a planted key-value lookup circuit using Q-, K- and "
+            "V-composition (task lookup)",
+        ),
+        ZooEntry(
+            "planted-induction-llama",
+            "decoder",
+            "2-layer Llama (RoPE, RMSNorm) with the planted induction circuit; the "
+            "previous-token head works by rotary phase (task induction)",
         ),
     )
 }

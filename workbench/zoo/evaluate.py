@@ -90,6 +90,10 @@ def evaluate_zoo_model(name: str, path: str | Path | None = None) -> dict:
         from workbench.tasks.similarity import similarity_metrics
 
         return similarity_metrics(model)
+    if name.startswith("planted-"):
+        from workbench.zoo.planted.build import SPECS, measure
+
+        return measure(SPECS[name], model)
     raise ValueError(f"model: no card metrics defined for {name!r}")
 
 

@@ -14,6 +14,10 @@ THRESHOLDS = {
     "tiny-ioi": {"ioi_accuracy": 0.98, "ioi_logit_diff": 3.0},
     "tiny-induction": {"induction_score_best": 0.5},
     "minilm": {"similarity_accuracy": 0.95},
+    "planted-induction": {"top1_accuracy": 0.7},
+    "planted-redundant": {"top1_accuracy": 0.7},
+    "planted-lookup": {"top1_accuracy": 0.99},
+    "planted-induction-llama": {"top1_accuracy": 0.7},
 }
 CARD_TOLERANCE = 2e-3
 
