@@ -2,17 +2,18 @@
 
 - `SESSION_KEY`: the run-config key holding the browser session that started a run (the Runs
   page's "only mine" filter reads it);
-- `TASKS`: the task datasets the pages offer;
+- `TASKS`: the task datasets the pages offer (every task `make_task` knows);
 - `head_options(model_name)` / `parse_heads(values)`: the `L.H` head multi-select's options and
   its parsed value (`ValueError` naming a malformed entry).
 """
 
 from __future__ import annotations
 
+from workbench.tasks import TASKS as _TASK_REGISTRY
 from workbench.ui import state
 
 SESSION_KEY = "dashboard_session"
-TASKS = ["ioi", "induction", "similarity"]
+TASKS = list(_TASK_REGISTRY)
 
 
 def head_options(model_name: str) -> list[str]:
