@@ -284,12 +284,23 @@ def _joint_qkv_attention(
 ) -> tuple[torch.Tensor, None]:
     """`JointQKVAttentionBridge._reconstruct_attention` through the registered attention
     function: q/k/v `[batch, pos, head * d_head]` from the bridge's split projections (hooks
-    fired) -> heads -> statistics attention -> output projection (fires hook_z)."""
+    fired) -> heads -> rotary embedding where the bridge applies one (GPT-NeoX, Phi-3,
+    Falcon: `JointQKVPositionEmbeddingsAttentionBridge`, partial rotary included) ->
+    statistics attention -> output projection (fires hook_z)."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
     n_heads = int(component.config.n_heads)
     n_kv_heads = int(getattr(component.config, "n_key_value_heads", None) or n_heads)
     q, k, v, batch, seq, d_head = component._reshape_qkv_to_heads(q, k, v, n_heads, n_kv_heads)
+    if _applies_rotary(component):
+        position_embeddings = kwargs.get("position_embeddings")
+        if not isinstance(position_embeddings, tuple):
+            raise NotImplementedError(
+                "statistics attention: this rotary attention layer was called without its "
+                "position embeddings (cos, sin)"
+            )
+        cos, sin = component._apply_position_embedding_hooks(position_embeddings)
+        q, k = component._apply_rotary_pos_emb(q, k, cos, sin)  # [batch, head, pos, d_head]
     hf_attention = component.original_component
     out, _ = ALL_ATTENTION_FUNCTIONS[name](
         hf_attention,
@@ -297,10 +308,45 @@ def _joint_qkv_attention(
         k,  # [batch, kv_head, key, d_head]
         v,
         kwargs.get("attention_mask"),
-        scaling=getattr(hf_attention, "scaling", None),
+        scaling=_joint_qkv_scale(component, d_head),
     )  # [batch, query, head, d_head]
     out = out.reshape(batch, seq, n_heads * d_head)  # [batch, pos, head * d_head]
     return component._apply_output_projection(out), None
+
+
+def _applies_rotary(component: Any) -> bool:
+    """Whether the bridge's own `_reconstruct_attention` rotates q/k (the position-embedding
+    variant); `NotImplementedError` for a fused-QKV bridge whose attention step we don't know."""
+    from transformer_lens.model_bridge.generalized_components.joint_qkv_attention import (
+        JointQKVAttentionBridge,
+    )
+    from transformer_lens.model_bridge.generalized_components.joint_qkv_position_embeddings_attention import (  # noqa: E501
+        JointQKVPositionEmbeddingsAttentionBridge,
+    )
+
+    own = type(component)._reconstruct_attention
+    if own is JointQKVPositionEmbeddingsAttentionBridge._reconstruct_attention:
+        return True
+    if own is JointQKVAttentionBridge._reconstruct_attention:
+        return False
+    raise NotImplementedError(
+        f"statistics attention: {type(component).__name__} computes attention its own way "
+        "(e.g. ALiBi or a custom score); the statistics attention does not reproduce it"
+    )
+
+
+def _joint_qkv_scale(component: Any, d_head: int) -> float:
+    """The score scale the bridge's own attention step uses: 1/sqrt(d_head), divided by
+    (layer + 1) where GPT-2's `scale_attn_by_inverse_layer_idx` is set."""
+    scale = d_head**-0.5
+    if getattr(component.config, "scale_attn_by_inverse_layer_idx", False):
+        layer = getattr(component, "_layer_idx", None)
+        if layer is None:
+            raise NotImplementedError(
+                "statistics attention: scale_attn_by_inverse_layer_idx without a layer index"
+            )
+        scale /= float(layer + 1)
+    return scale
 
 
 def _module_configs(components: list[Any]) -> list[Any]:
