@@ -93,6 +93,77 @@ FAMILIES = {
             "intermediate_size": 128,
         },
     ),
+    "qwen3": (
+        transformers.Qwen3Config,
+        transformers.Qwen3ForCausalLM,
+        {
+            **COMMON,
+            "hidden_size": 64,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 128,
+            "head_dim": 16,
+        },
+    ),
+    "mistral": (
+        transformers.MistralConfig,
+        transformers.MistralForCausalLM,
+        {
+            **COMMON,
+            "hidden_size": 64,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "intermediate_size": 128,
+            "sliding_window": None,
+        },
+    ),
+    "gemma": (
+        transformers.GemmaConfig,
+        transformers.GemmaForCausalLM,
+        {
+            **COMMON,
+            "hidden_size": 64,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "intermediate_size": 128,
+            "head_dim": 16,
+        },
+    ),
+    "opt": (
+        transformers.OPTConfig,
+        transformers.OPTForCausalLM,
+        {
+            **COMMON,
+            "hidden_size": 64,
+            "num_attention_heads": 4,
+            "ffn_dim": 128,
+            "word_embed_proj_dim": 64,
+        },
+    ),
+    "gptj": (
+        transformers.GPTJConfig,
+        transformers.GPTJForCausalLM,
+        {
+            "vocab_size": 2048,
+            "n_embd": 64,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_positions": 128,
+            "rotary_dim": 8,
+        },
+    ),
+    "stablelm": (
+        transformers.StableLmConfig,
+        transformers.StableLmForCausalLM,
+        {
+            **COMMON,
+            "hidden_size": 64,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "intermediate_size": 128,
+            "partial_rotary_factor": 0.25,
+        },
+    ),
 }
 
 
