@@ -164,7 +164,7 @@ def _signature(fn, dtype: str) -> tuple[dict, set]:
             signature[name] = "*i64"
         elif name[0].isupper() and not name.isupper():  # statistic output pointers
             signature[name] = "*fp32"
-        elif name == "qk_scale":
+        elif name in ("qk_scale", "cap_in", "cap_out"):
             signature[name] = "fp32"
         elif name.isupper() or name in unit_strides:
             signature[name] = "constexpr"
@@ -215,6 +215,9 @@ def sm90_register_report() -> list[dict]:
                 WRITE_OUT=True,
                 UPCAST=False,
                 DOT_PRECISION="tf32",
+                HAS_WINDOW=False,
+                SOFTCAP=False,
+                HAS_SINKS=False,
                 stride_qd=1,
                 stride_kd=1,
                 stride_vd=1,

@@ -45,13 +45,22 @@ def attention_with_stats(
     mass_block: int = 64,
     write_out: bool = True,
     chunk_size: int = 256,
+    window: int | None = None,
+    softcap: float | None = None,
+    sinks: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, AttentionStats]:
     """Scaled dot-product attention plus per-query statistics of its pattern.
 
     q: [batch, heads_q, seq_q, d_head]; k, v: [batch, heads_kv, seq_k, d_head] with
     heads_q % heads_kv == 0 (query head h reads kv head h // (heads_q // heads_kv)).
     Causal masks are bottom-right aligned (query i sees key j iff j <= i + seq_k - seq_q);
-    key_lengths [batch] masks keys j >= key_lengths[b]. backend "auto" picks "triton" for CUDA
+    key_lengths [batch] masks keys j >= key_lengths[b]. window (causal only) keeps the keys
+    j > i' - window of query i at key position i' (transformers' `sliding_window`); softcap
+    replaces each scaled score s by softcap * tanh(s / softcap) before the softmax (Gemma-2's
+    `attn_logit_softcapping`); statistics then cover the visible keys and the capped scores.
+    sinks [heads_q] adds one learned logit per head to the softmax denominator (gpt-oss's
+    `s_aux`): lse includes it, the other statistics cover the real keys' probabilities.
+    backend "auto" picks "triton" for CUDA
     tensors and "chunked" otherwise. Returns (out [batch, heads_q, seq_q, d_head] in q's dtype,
     or None when write_out=False; AttentionStats with float32 fields, None where not requested).
     Raises ValueError naming the argument on bad input, and naming the overflow when q and k
@@ -70,6 +79,9 @@ def attention_with_stats(
         mass_block=mass_block,
         write_out=write_out,
         chunk_size=chunk_size,
+        window=window,
+        softcap=softcap,
+        sinks=sinks,
     )
     if config.backend == "reference":
         from kernels.reference import reference_attention

@@ -13,8 +13,11 @@ alpha = exp(m_old - m_new) whenever m grows:
 
 Memory: O(batch * heads * chunk_size^2) for the score chunk, never [seq_q, seq_k] per head (the
 block_mass output itself is [seq_q, seq_k / mass_block]). Computation is float32 whatever the
-input dtype; the output is cast back to it. Key chunks a causal or key_lengths mask hides
-entirely are skipped; masks are only built for chunks that need them.
+input dtype; the output is cast back to it. Key chunks a causal, sliding-window or key_lengths
+mask hides entirely are skipped; masks are only built for chunks that need them. Soft-capping
+(softcap * tanh(s / softcap)) is applied to each score tile before the mask. A row may see no key
+in a tile (or, with window and key_lengths, in any tile): its running max stays -inf, shifts use 0
+instead, and an empty row ends with out 0, lse -inf and all other statistics 0.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 from kernels.contract import (
     AttentionConfig,
     AttentionStats,
+    cap_scores,
     distance_bucket_index,
     distance_buckets,
     visible_keys,
@@ -52,7 +56,7 @@ def chunked_attention(
         query_chunk = q[:, :, q0:q1].reshape(batch, heads_kv, group, q1 - q0, d_head).float()
         query_chunk = query_chunk * config.sm_scale  # [batch, heads_kv, group, query, d_head]
         state = _QueryChunk(q0, q1, query_chunk, config, seq_q, seq_k, n_buckets, n_mass_blocks)
-        for k0 in range(0, state.key_end, config.chunk_size):
+        for k0 in range(state.key_start, state.key_end, config.chunk_size):
             k1 = min(k0 + config.chunk_size, state.key_end)
             state.add_keys(
                 k0, k1, k[:, :, None, k0:k1], v[:, :, None, k0:k1] if config.write_out else None
@@ -90,6 +94,9 @@ class _QueryChunk:
             key_end = min(key_end, int(config.key_lengths.max()))
             self.min_length = int(config.key_lengths.min())
         self.key_end = key_end
+        self.key_start = 0  # first key some row of the chunk sees
+        if config.window is not None:
+            self.key_start = max(0, q0 + self.offset - config.window + 1)
         rows = query_chunk.shape[:-1]  # (batch, heads_kv, group, query)
         self.m = query_chunk.new_full(rows, float("-inf"))  # running max of the scaled scores
         self.l = query_chunk.new_zeros(rows)  # sum_j exp(s_j - m)
@@ -106,7 +113,11 @@ class _QueryChunk:
         """Visibility [batch or 1, 1, 1, query, key] for this tile, or None when all is visible."""
         k1 = int(key_index[-1]) + 1
         crosses_diagonal = self.config.causal and k1 - 1 > self.q0 + self.offset
-        if not crosses_diagonal and k1 <= self.min_length:
+        window = self.config.window
+        crosses_window = (
+            window is not None and int(key_index[0]) <= self.q1 - 1 + self.offset - window
+        )
+        if not crosses_diagonal and not crosses_window and k1 <= self.min_length:
             return None
         mask = visible_keys(
             self.query_index,
@@ -115,6 +126,7 @@ class _QueryChunk:
             seq_k=self.seq_k,
             causal=self.config.causal,
             key_lengths=self.config.key_lengths,
+            window=window,
         )  # [batch or 1, 1, query, key]
         return mask[:, :, None]
 
@@ -125,20 +137,23 @@ class _QueryChunk:
         """
         key_index = torch.arange(k0, k1, device=keys.device)
         scores = self.query @ keys.float().transpose(-1, -2)  # [batch, heads_kv, group, query, key]
+        scores = cap_scores(scores, self.config.softcap)  # [batch, heads_kv, group, query, key]
         mask = self._mask(key_index)
         if mask is not None:
             scores = scores.masked_fill(~mask, float("-inf"))
         m_new = torch.maximum(self.m, scores.amax(-1))  # [batch, heads_kv, group, query]
-        first = k0 == 0  # key 0 is visible to every row, so m is finite after the first tile
-        alpha = torch.exp(self.m - m_new)  # 0 on the first tile
-        shifted = scores - m_new[..., None]  # [batch, heads_kv, group, query, key]; -inf if masked
+        # -inf while a row has seen no key yet: shift by 0 there (its weights are all 0 anyway)
+        m_safe = m_new.masked_fill(m_new == float("-inf"), 0.0)  # [batch, heads_kv, group, query]
+        alpha = torch.exp(self.m - m_safe)  # 0 while the row had seen no key
+        shifted = scores - m_safe[..., None]  # [batch, heads_kv, group, query, key]; -inf if masked
         weights = torch.exp(shifted)  # exp(s_j - m_new): 0 where masked
         row_sum = weights.sum(-1)
         if self.t is not None:
             if mask is not None:
                 shifted = shifted.masked_fill(~mask, 0.0)  # avoid 0 * -inf
             tile_t = (weights * shifted).sum(-1)
-            self.t = tile_t if first else alpha * (self.t + (self.m - m_new) * self.l) + tile_t
+            gap = torch.where(self.l > 0, (self.m - m_safe) * self.l, 0.0)  # no -inf * 0
+            self.t = alpha * (self.t + gap) + tile_t
         self.l = self.l * alpha + row_sum
         if self.sink is not None:
             in_sink = max(0, min(self.config.sink_tokens, k1) - k0)
@@ -170,18 +185,39 @@ class _QueryChunk:
 
     def finish(self) -> dict[str, torch.Tensor]:
         """Normalised statistics: name -> [batch, heads_kv, group, query(, width)]."""
-        log_l = torch.log(self.l)
+        lse, inv_l = self._normaliser()
+
+        def entropy() -> torch.Tensor:
+            if self.config.sinks is None:
+                value = torch.log(self.l) - self.t * inv_l
+            else:  # H = -sum_j p_j log p_j over the real keys = f (l (lse - m) - T), f = inv_l
+                value = inv_l * (self.l * (lse - self.m) - self.t)
+            return torch.where(self.l > 0, value, 0.0).clamp_min(0.0)  # 0 for an empty row
+
         values = {
-            "lse": lambda: self.m + log_l,
-            "entropy": lambda: (log_l - self.t / self.l).clamp_min(0.0),
-            "max_prob": lambda: 1.0 / self.l,
-            "sink": lambda: self.sink / self.l,
-            "mean_distance": lambda: self.distance / self.l,
-            "sum_sq": lambda: self.sum_sq / (self.l * self.l),
-            "distance_hist": lambda: self.hist / self.l[..., None],
-            "block_mass": lambda: self.blocks / self.l[..., None],
+            "lse": lambda: lse,
+            "entropy": entropy,
+            "max_prob": lambda: inv_l,
+            "sink": lambda: self.sink * inv_l,
+            "mean_distance": lambda: self.distance * inv_l,
+            "sum_sq": lambda: self.sum_sq * inv_l * inv_l,
+            "distance_hist": lambda: self.hist * inv_l[..., None],
+            "block_mass": lambda: self.blocks * inv_l[..., None],
         }
         return {name: values[name]() for name in self.config.stats}
 
+    def _normaliser(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lse, f) [batch, heads_kv, group, query]: p_j = exp(s_j - m) * f. Without sinks
+        f = 1 / l; with a sink logit z, lse = logaddexp(m + log l, z) and f = exp(m - lse).
+        A row that saw no key has f = 0 (and lse -inf, or z with a sink)."""
+        lse = self.m + torch.log(self.l)  # -inf for a row that saw no key
+        if self.config.sinks is None:
+            return lse, torch.where(self.l > 0, 1.0 / self.l, 0.0)
+        heads_kv, group = self.query.shape[1], self.query.shape[2]
+        sink_logit = self.config.sinks.view(1, heads_kv, group, 1)  # [1, heads_kv, group, 1]
+        lse = torch.logaddexp(lse, sink_logit)  # [batch, heads_kv, group, query]
+        return lse, torch.exp(self.m - lse)
+
     def output(self) -> torch.Tensor:
-        return self.acc / self.l[..., None]  # [batch, heads_kv, group, query, d_head]
+        inv_l = self._normaliser()[1]  # [batch, heads_kv, group, query]
+        return self.acc * inv_l[..., None]  # [batch, heads_kv, group, query, d_head]

@@ -13,6 +13,19 @@ Caveats:
   device twice (that check, the key_lengths range check). q/k whose scores could exceed
   `SCORE_LIMIT` (1e29) are refused with a ValueError naming the overflow: float32 softmax
   statistics of such scores would be NaN or wrong, and a wrong number is worse than a refusal.
+- Sliding window (`window=w`, causal only, as in transformers' `sliding_window_causal_mask_function`):
+  query i (key position i') sees key j iff i' - w < j <= i'. Statistics are over the visible keys
+  only (`sink` is the mass on the first `sink_tokens` keys that are still visible, else 0).
+  With key_lengths a padded query can see no key at all: its output is 0, lse -inf and every
+  other statistic 0 (its histogram rows sum to 0, not 1).
+- Soft-capping (`softcap=c`, as Gemma-2's `attn_logit_softcapping`): the scaled score s becomes
+  c tanh(s / c) before masking and softmax; every statistic (entropy H = lse - sum p s included)
+  uses the capped score.
+- Attention sinks (`sinks=` [heads_q] learned logits, gpt-oss's `s_aux`): one extra logit per
+  head in every row's softmax denominator (not scaled, not capped, never masked). `lse` includes
+  it; every other statistic is over the real keys with their real probabilities, which sum to
+  1 - p_sink (as in transformers' `output_attentions`): entropy = -sum_j p_j log p_j over real
+  keys, histogram rows sum to 1 - p_sink.
 """
 
 from __future__ import annotations
@@ -97,8 +110,12 @@ class AttentionConfig:
     mass_block: int
     write_out: bool
     chunk_size: int
+    window: int | None = None  # causal sliding window: i' - window < j <= i'
+    softcap: float | None = None  # scores s -> softcap * tanh(s / softcap)
+    sinks: torch.Tensor | None = None  # float32 [heads_q] sink logits on q's device
 
     def wants(self, name: str) -> bool:
+        """Whether the statistic `name` was asked for."""
         return name in self.stats
 
 
@@ -208,6 +225,51 @@ def _check_positive_int(name: str, value) -> int:
     return value
 
 
+def _check_window(window, causal: bool) -> int | None:
+    if window is None:
+        return None
+    window = _check_positive_int("window", window)
+    if not causal:
+        raise ValueError(
+            "window: a sliding window needs causal=True (bidirectional windows are not supported)"
+        )
+    return window
+
+
+def _check_softcap(softcap) -> float | None:
+    if softcap is None:
+        return None
+    if isinstance(softcap, bool) or not isinstance(softcap, int | float):
+        raise ValueError(f"softcap: expected a float, got {softcap!r}")
+    if not math.isfinite(softcap) or softcap <= 0:
+        raise ValueError(f"softcap: must be finite and > 0, got {softcap}")
+    return float(softcap)
+
+
+def cap_scores(scores: torch.Tensor, softcap: float | None) -> torch.Tensor:
+    """Soft-capped scaled scores softcap * tanh(scores / softcap) (as transformers' eager
+    attention computes them), or `scores` itself when softcap is None."""
+    if softcap is None:
+        return scores
+    return torch.tanh(scores / softcap) * softcap
+
+
+def _check_sinks(sinks, heads_q: int, device) -> torch.Tensor | None:
+    if sinks is None:
+        return None
+    if not isinstance(sinks, torch.Tensor) or not sinks.dtype.is_floating_point:
+        got = sinks.dtype if isinstance(sinks, torch.Tensor) else type(sinks).__name__
+        raise ValueError(f"sinks: expected a float tensor of {heads_q} logits, got {got}")
+    if tuple(sinks.shape) != (heads_q,):
+        raise ValueError(
+            f"sinks: expected shape ({heads_q},) (one logit per query head), "
+            f"got {tuple(sinks.shape)}"
+        )
+    if not bool(torch.isfinite(sinks).all()):
+        raise ValueError("sinks: contains NaN or inf")
+    return sinks.detach().to(device=device, dtype=torch.float32).contiguous()
+
+
 def validate_inputs(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -222,6 +284,9 @@ def validate_inputs(
     mass_block: int,
     write_out: bool,
     chunk_size: int,
+    window: int | None = None,
+    softcap: float | None = None,
+    sinks: torch.Tensor | None = None,
 ) -> AttentionConfig:
     """Check every argument of `attention_with_stats`; raise ValueError naming the bad one."""
     peaks = _check_tensors(q, k, v)
@@ -252,6 +317,9 @@ def validate_inputs(
         mass_block=_check_positive_int("mass_block", mass_block),
         write_out=write_out,
         chunk_size=_check_positive_int("chunk_size", chunk_size),
+        window=_check_window(window, causal),
+        softcap=_check_softcap(softcap),
+        sinks=_check_sinks(sinks, q.shape[1], q.device),
     )
 
 
@@ -263,10 +331,12 @@ def visible_keys(
     seq_k: int,
     causal: bool,
     key_lengths: torch.Tensor | None,
+    window: int | None = None,
 ) -> torch.Tensor:
     """Bool mask [batch or 1, 1, len(query_index), len(key_index)]: may query i see key j?
 
-    Causal is bottom-right aligned (j <= i + seq_k - seq_q); key_lengths masks j >= length[b].
+    Causal is bottom-right aligned (j <= i' = i + seq_k - seq_q); window keeps j > i' - window;
+    key_lengths masks j >= length[b].
     """
     query_pos = query_index[:, None] + (seq_k - seq_q)  # [query, 1] in key coordinates
     mask = torch.ones(
@@ -274,6 +344,8 @@ def visible_keys(
     )  # [query, key]
     if causal:
         mask = key_index[None, :] <= query_pos  # [query, key]
+    if window is not None:
+        mask = mask & (key_index[None, :] > query_pos - window)  # [query, key]
     mask = mask[None, None]  # [1, 1, query, key]
     if key_lengths is not None:
         in_length = key_index[None, :] < key_lengths[:, None]  # [batch, key]

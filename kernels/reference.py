@@ -13,6 +13,7 @@ import torch
 from kernels.contract import (
     AttentionConfig,
     AttentionStats,
+    cap_scores,
     distance_bucket_index,
     distance_buckets,
     visible_keys,
@@ -35,6 +36,7 @@ def reference_attention(
     values = v.to(compute_dtype).repeat_interleave(group, dim=1)  # [batch, heads_q, key, d_head]
     scores = q.to(compute_dtype) @ keys.transpose(-1, -2)  # [batch, heads_q, query, key]
     scores.mul_(config.sm_scale)
+    scores = cap_scores(scores, config.softcap)  # [batch, heads_q, query, key]
     query_index = torch.arange(seq_q, device=device)
     key_index = torch.arange(seq_k, device=device)
     mask = visible_keys(
@@ -44,12 +46,20 @@ def reference_attention(
         seq_k=seq_k,
         causal=config.causal,
         key_lengths=config.key_lengths,
+        window=config.window,
     )  # [batch or 1, 1, query, key]
     scores.masked_fill_(~mask, float("-inf"))
-    peak = scores.amax(-1, keepdim=True)  # [batch, heads_q, query, 1]; finite: key 0 is visible
+    peak = scores.amax(-1, keepdim=True)  # [batch, heads_q, query, 1]
+    if config.sinks is not None:
+        sink_logit = config.sinks.to(compute_dtype)[None, :, None, None]  # [1, heads_q, 1, 1]
+        peak = torch.maximum(peak, sink_logit)
+    peak = peak.masked_fill(peak == float("-inf"), 0.0)  # a row that sees no key (window)
     pattern = scores.sub_(peak).exp_()  # [batch, heads_q, query, key], in place
-    total = pattern.sum(-1, keepdim=True)  # [batch, heads_q, query, 1]
-    pattern.div_(total)  # not exp(s - lse): that loses the score gaps when |s| is huge
+    total = pattern.sum(-1, keepdim=True)  # [batch, heads_q, query, 1]; 0 for an empty row
+    if config.sinks is not None:
+        total = total + (sink_logit - peak).exp()  # the sink's term; its column is dropped
+    pattern.div_(total.clamp_min(torch.finfo(compute_dtype).tiny))  # not exp(s - lse): that
+    # loses the score gaps when |s| is huge; an empty row stays all 0
     lse = (peak + total.log()).squeeze(-1)  # [batch, heads_q, query]
     del scores
 

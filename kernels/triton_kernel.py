@@ -20,6 +20,16 @@ main loop free of a branch that cost registers); for `block_mass` it is every vi
 about doubles the cost, and only runs when requested; it is also the simplest correct way to
 normalise sums over key blocks whose width (mass_block) is independent of BLOCK_N.
 
+Sliding window (HAS_WINDOW, causal only): a query block walks only the key blocks from the first
+one its first row sees, every one of them masked (no unmasked fast path yet); rows that see no
+key keep l = 0 and store out 0, lse -inf, other statistics 0. Soft-capping (SOFTCAP) turns the raw
+q.k into cap_out * tanh(cap_in * q.k) with cap_in = sm_scale / softcap, cap_out = softcap /
+sm_scale, so the usual qk_scale FMA yields softcap * tanh(s / softcap) in log2 units (tanh from
+exp2: the interpreter and every GPU have it). Attention sinks (HAS_SINKS, one logit z per query
+head, gpt-oss): the loop is unchanged; at the end lse = log2(2^(m + log2 l) + 2^z) and every
+statistic is normalised by f = 2^(m - lse) instead of 1 / l, so p_j = 2^(s_j - m) f sums to
+1 - p_sink over the real keys; entropy = f ln2 (l (lse - m) - T) over the real keys.
+
 Caveats: UPCAST (set by the launcher under TRITON_INTERPRET=1 only) turns fp16/bf16 tiles into
 fp32 before tl.dot, because bf16 tl.dot gives garbage in the interpreter; on a GPU tiles stay in
 the input dtype and P is cast to it for P V, as FlashAttention does. Offsets are int32: fine up
@@ -58,16 +68,30 @@ def _load_rows(ptrs, rows_ok, d_ok, MASK_ROWS: tl.constexpr, EVEN_D: tl.constexp
 
 
 @triton.jit
-def _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
-            MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
-            UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr):
+def _tanh(x):
+    """tanh from exp2, sign-symmetric (no overflow for large |x|)."""
+    e = tl.exp2(tl.abs(x) * -2.8853900817779268)  # exp(-2|x|)
+    magnitude = (1.0 - e) / (1.0 + e)
+    return tl.where(x < 0, -magnitude, magnitude)
+
+
+@triton.jit
+def _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset, window, cap_in,
+            cap_out, MASKED: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
+            UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, HAS_WINDOW: tl.constexpr,
+            SOFTCAP: tl.constexpr):
     """Unscaled q.k [BLOCK_M, BLOCK_N] (-inf where masked, if MASKED) and visibility. Callers
-    scale by qk_scale inside their FMA (s * qk_scale - m), as FlashAttention does."""
+    scale by qk_scale inside their FMA (s * qk_scale - m), as FlashAttention does; soft-capped
+    scores are cap_out * tanh(cap_in * q.k), which that scale turns into the capped score."""
     k = _load_rows(k_ptrs, offs_n < seq_k, d_ok, MASKED, EVEN_D, UPCAST)  # [BLOCK_N, BLOCK_D]
     s = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION)  # [BLOCK_M, BLOCK_N]
+    if SOFTCAP:
+        s = cap_out * _tanh(s * cap_in)
     visible = offs_n[None, :] < key_length  # [1, BLOCK_N]
     if CAUSAL:
         visible = visible & (offs_n[None, :] <= offs_m[:, None] + key_offset)  # [BLOCK_M, BLOCK_N]
+    if HAS_WINDOW:
+        visible = visible & (offs_n[None, :] > offs_m[:, None] + key_offset - window)
     if MASKED:
         s = tl.where(visible, s, float("-inf"))
     return s, visible
@@ -76,16 +100,17 @@ def _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
 @triton.jit
 def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
           offs_m, offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale, n_buckets,
-          m_i, l_i, acc, t, dist, sum_sq, hist,
-          MASKED: tl.constexpr, NEAR: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
+          window, cap_in, cap_out, m_i, l_i, acc, t, dist, sum_sq, hist,
+          HAS_WINDOW: tl.constexpr, SOFTCAP: tl.constexpr, MASKED: tl.constexpr, NEAR: tl.constexpr, CAUSAL: tl.constexpr, EVEN_D: tl.constexpr,
           UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr, BLOCK_N: tl.constexpr,
           WRITE_OUT: tl.constexpr, HAS_ENTROPY: tl.constexpr, HAS_DIST: tl.constexpr,
           HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr, BUCKETS_PAD: tl.constexpr):
     """Fold key block [start_n, start_n + BLOCK_N) into the running state of one query block."""
     offs_n = start_n + offs_n0  # [BLOCK_N] key positions
     k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
-    s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
-                         MASKED, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
+    s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset, window,
+                         cap_in, cap_out, MASKED, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION,
+                         HAS_WINDOW, SOFTCAP)
     m_new = tl.maximum(m_i, tl.max(s, 1) * qk_scale)  # [BLOCK_M] (qk_scale > 0); m_i starts
     alpha = tl.exp2(m_i - m_new)  # at -1e30, so this stays finite
     shifted = s * qk_scale - m_new[:, None]  # [BLOCK_M, BLOCK_N] log2 units, -inf where masked
@@ -138,9 +163,10 @@ def _tile(q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd
 
 @triton.jit
 def _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k, key_length,
-                key_offset, qk_scale, m_i, range_start, range_end, CAUSAL: tl.constexpr,
-                EVEN_D: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
-                BLOCK_R: tl.constexpr):
+                key_offset, qk_scale, m_i, range_start, range_end, window, cap_in, cap_out,
+                CAUSAL: tl.constexpr, EVEN_D: tl.constexpr, UPCAST: tl.constexpr,
+                DOT_PRECISION: tl.constexpr, BLOCK_R: tl.constexpr, HAS_WINDOW: tl.constexpr,
+                SOFTCAP: tl.constexpr):
     """Unnormalised mass sum exp2(s_j - m_i) of the visible keys j in [range_start, range_end),
     recomputed with the final row max (a post-pass: keeps the main loop free of it)."""
     offs_t = tl.arange(0, BLOCK_R)
@@ -149,7 +175,8 @@ def _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k, ke
         offs_n = start_n + offs_t
         k_ptrs = k_base + offs_n[:, None] * stride_kn + offs_d[None, :] * stride_kd
         s, visible = _scores(q, k_ptrs, offs_n, offs_m, d_ok, seq_k, key_length, key_offset,
-                             True, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION)
+                             window, cap_in, cap_out, True, CAUSAL, EVEN_D, UPCAST,
+                             DOT_PRECISION, HAS_WINDOW, SOFTCAP)
         s = tl.where(offs_n[None, :] < range_end, s, float("-inf"))  # [BLOCK_M, BLOCK_R]
         mass += tl.sum(tl.exp2(s * qk_scale - m_i[:, None]), 1)
     return mass
@@ -157,10 +184,11 @@ def _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k, ke
 
 @triton.jit
 def _attention_stats_kernel(
-    Q, K, V, Out, KeyLengths, Lse, Entropy, MaxProb, Sink, MeanDistance, SumSq, Hist, BlockMass,
+    Q, K, V, Out, KeyLengths, Sinks, Lse, Entropy, MaxProb, Sink, MeanDistance, SumSq, Hist, BlockMass,
     stride_qb, stride_qh, stride_qm, stride_qd, stride_kb, stride_kh, stride_kn, stride_kd,
     stride_vb, stride_vh, stride_vn, stride_vd, stride_ob, stride_oh, stride_om, stride_od,
     heads_q, group, seq_q, seq_k, qk_scale, sink_tokens, n_buckets, mass_block, n_mass_blocks,
+    window, cap_in, cap_out,
     HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_MB: tl.constexpr, BLOCK_SINK: tl.constexpr, BUCKETS_PAD: tl.constexpr,
     CAUSAL: tl.constexpr, HAS_KEY_LENGTHS: tl.constexpr, WRITE_OUT: tl.constexpr,
@@ -168,6 +196,7 @@ def _attention_stats_kernel(
     HAS_ENTROPY: tl.constexpr, HAS_MAX_PROB: tl.constexpr, HAS_SINK: tl.constexpr,
     HAS_DIST: tl.constexpr, HAS_SUM_SQ: tl.constexpr, HAS_HIST: tl.constexpr,
     HAS_BLOCK_MASS: tl.constexpr, UPCAST: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    HAS_WINDOW: tl.constexpr, SOFTCAP: tl.constexpr, HAS_SINKS: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)  # batch * heads_q + head
@@ -214,11 +243,17 @@ def _attention_stats_kernel(
         far_left = tl.minimum(tl.maximum(first_pos - reach + 1, 0) // BLOCK_N * BLOCK_N, full_end)
         right = tl.cdiv(tl.maximum(first_pos + BLOCK_M - 1 + reach, 0), BLOCK_N) * BLOCK_N
         far_right = tl.maximum(tl.minimum(right, full_end), far_left)
+    key_start = 0  # first key block some row of this block sees
+    if HAS_WINDOW:  # every visited block is masked: [key_start, key_end) is all phase 3
+        key_start = tl.maximum(pid_m * BLOCK_M + key_offset - window + 1, 0) // BLOCK_N * BLOCK_N
+        full_end = key_start
+        far_left = key_start
+        far_right = key_start
     # phases: 0 far unmasked, 1 near unmasked, 2 far unmasked, 3 masked (near); without the
     # histogram near and far are the same code, so phases 1 and 2 are not even compiled
     for phase in tl.static_range(4):
         if phase == 0:
-            lo, hi = 0, far_left
+            lo, hi = key_start, far_left
         elif phase == 1:
             lo, hi = far_left, far_right
         elif phase == 2:
@@ -230,30 +265,42 @@ def _attention_stats_kernel(
                 m_i, l_i, acc, t, dist, sum_sq, hist = _tile(
                     q, start_n, k_base, v_base, stride_kn, stride_kd, stride_vn, stride_vd,
                     offs_m, offs_n0, offs_d, d_ok, seq_k, key_length, key_offset, qk_scale,
-                    n_buckets, m_i, l_i, acc, t, dist, sum_sq, hist, phase == 3,
+                    n_buckets, window, cap_in, cap_out, m_i, l_i, acc, t, dist, sum_sq, hist,
+                    HAS_WINDOW, SOFTCAP, phase == 3,
                     phase == 1 or phase == 3, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION, BLOCK_N,
                     WRITE_OUT, HAS_ENTROPY, HAS_DIST, HAS_SUM_SQ, HAS_HIST, BUCKETS_PAD)
 
     row = pid_bh * seq_q + offs_m  # flat index into [batch * heads_q, seq_q]
-    inv_l = 1.0 / l_i
+    seen = l_i > 0  # False only for a row that sees no key (window with key_lengths)
+    l_safe = tl.where(seen, l_i, 1.0)
+    inv_l = tl.where(seen, 1.0 / l_safe, 0.0)  # p_j = 2^(s_j - m_i) inv_l
+    lse2 = tl.where(seen, m_i + tl.log2(l_safe), float("-inf"))  # log2 units
     ln2 = 0.6931471805599453
+    if HAS_SINKS:  # the sink's 2^z joins the denominator only
+        z = tl.load(Sinks + head) * 1.4426950408889634  # log2 units
+        top = tl.maximum(lse2, z)  # finite
+        lse2 = top + tl.log2(tl.exp2(lse2 - top) + tl.exp2(z - top))
+        inv_l = tl.where(seen, tl.exp2(m_i - lse2), 0.0)
     if WRITE_OUT:
         out_ptrs = (Out + batch * stride_ob + head * stride_oh
                     + offs_m[:, None] * stride_om + offs_d[None, :] * stride_od)
         out = acc * inv_l[:, None]  # [BLOCK_M, BLOCK_D]
         tl.store(out_ptrs, out.to(Out.dtype.element_ty), mask=rows_ok[:, None] & d_ok[None, :])
     if HAS_LSE:
-        tl.store(Lse + row, (m_i + tl.log2(l_i)) * ln2, mask=rows_ok)
+        tl.store(Lse + row, lse2 * ln2, mask=rows_ok)
     if HAS_ENTROPY:
-        entropy = tl.log(l_i) - t * ln2 * inv_l  # t is in log2 units
+        if HAS_SINKS:  # over the real keys; 0 for an empty row (l_i = t = inv_l = 0)
+            entropy = inv_l * ln2 * (l_i * tl.where(seen, lse2 - m_i, 0.0) - t)
+        else:
+            entropy = tl.log(l_safe) - t * ln2 * inv_l  # t is in log2 units; 0 for an empty row
         tl.store(Entropy + row, tl.maximum(entropy, 0.0), mask=rows_ok)
     if HAS_MAX_PROB:
         tl.store(MaxProb + row, inv_l, mask=rows_ok)
     if HAS_SINK:
         sink = _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k,
                            key_length, key_offset, qk_scale, m_i, 0,
-                           tl.minimum(sink_tokens, key_end), CAUSAL, EVEN_D, UPCAST,
-                           DOT_PRECISION, BLOCK_SINK)
+                           tl.minimum(sink_tokens, key_end), window, cap_in, cap_out, CAUSAL,
+                           EVEN_D, UPCAST, DOT_PRECISION, BLOCK_SINK, HAS_WINDOW, SOFTCAP)
         tl.store(Sink + row, sink * inv_l, mask=rows_ok)
     if HAS_DIST:
         tl.store(MeanDistance + row, dist * inv_l, mask=rows_ok)
@@ -266,12 +313,13 @@ def _attention_stats_kernel(
                  mask=rows_ok[:, None] & (columns[None, :] < n_buckets))
     if HAS_BLOCK_MASS:  # each visible key block, recomputed with the final m_i
         block_ptrs = BlockMass + row * n_mass_blocks  # [BLOCK_M] row starts
-        for block in range(0, tl.cdiv(key_end, mass_block)):
+        for block in range(key_start // mass_block, tl.cdiv(key_end, mass_block)):
             block_start = block * mass_block
             mass = _range_mass(q, k_base, stride_kn, stride_kd, offs_m, offs_d, d_ok, seq_k,
                                key_length, key_offset, qk_scale, m_i, block_start,
-                               tl.minimum(block_start + mass_block, key_end), CAUSAL, EVEN_D,
-                               UPCAST, DOT_PRECISION, BLOCK_MB)
+                               tl.minimum(block_start + mass_block, key_end), window, cap_in,
+                               cap_out, CAUSAL, EVEN_D, UPCAST, DOT_PRECISION, BLOCK_MB,
+                               HAS_WINDOW, SOFTCAP)
             tl.store(block_ptrs + block, mass * inv_l, mask=rows_ok)
 
 

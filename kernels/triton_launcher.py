@@ -68,6 +68,7 @@ def kernel_arguments(q, k, v, config: AttentionConfig, interpret: bool, tiles=No
         v,
         out_arg,
         config.key_lengths if config.key_lengths is not None else dummy,
+        config.sinks if config.sinks is not None else dummy,
         *(fields.get(name, dummy) for name in KERNEL_OUTPUTS),
         *q.stride(),
         *k.stride(),
@@ -82,6 +83,9 @@ def kernel_arguments(q, k, v, config: AttentionConfig, interpret: bool, tiles=No
         n_buckets,
         config.mass_block,
         n_mass_blocks,
+        config.window or 0,
+        config.sm_scale / config.softcap if config.softcap else 1.0,  # cap_in
+        config.softcap / config.sm_scale if config.softcap else 1.0,  # cap_out
     )
     meta = dict(
         HEAD_DIM=d_head,
@@ -104,6 +108,9 @@ def kernel_arguments(q, k, v, config: AttentionConfig, interpret: bool, tiles=No
         HAS_BLOCK_MASS=wants("block_mass"),
         UPCAST=interpret and q.dtype != torch.float32,
         DOT_PRECISION="ieee" if q.dtype == torch.float32 else "tf32",
+        HAS_WINDOW=config.window is not None,
+        SOFTCAP=config.softcap is not None,
+        HAS_SINKS=config.sinks is not None,
         num_warps=num_warps,
         num_stages=num_stages,
     )

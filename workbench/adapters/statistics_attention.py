@@ -30,9 +30,13 @@ Caveats:
 - While installed, `hook_pattern` and `hook_attn_scores` never fire; on Llama-style models
   (HF path) `hook_rot_q/rot_k/cos/sin` do not either. `hook_q/k/v/z` and everything outside
   attention fire as usual, so interventions there apply to the statistics run.
-- Right padding only; plain causal or bidirectional masks only. Sliding windows, soft-capping,
-  attention sinks, packed sequences, ALiBi or relative position biases are refused with
-  `NotImplementedError` (or a missing layer is reported) rather than computed wrongly.
+- Right padding only; plain causal or bidirectional masks, and causal sliding windows
+  (Mistral, Gemma-2/3 `sliding_window`: passed to the kernel as `window=`, with the size
+  checked against the one transformers built the mask for), logit soft-capping (Gemma-2's
+  `softcap`: the kernel's `softcap=`) and learned attention sinks (gpt-oss's `s_aux`, one logit
+  per head: the kernel's `sinks=`). Bidirectional sliding windows, other `sinks=` arguments,
+  packed sequences, ALiBi or relative position biases are refused with `NotImplementedError`
+  (or a missing layer is reported) rather than computed wrongly.
 - Not re-entrant and not thread-safe: run nothing else on the same model while installed.
 - Numerics are the raw HF ones (the same as `workbench.Model`); a bridge in TransformerLens
   compatibility mode (folded layer norms) is not supported.
@@ -54,7 +58,7 @@ from workbench.model import Model
 
 _NAME_PREFIX = "workbench_stats_"
 _install_counter = itertools.count()
-_UNSUPPORTED_KWARGS = ("sliding_window", "softcap", "s_aux", "sinks", "position_bias")
+_UNSUPPORTED_KWARGS = ("sinks", "position_bias")
 
 
 class StatisticsAttention:
@@ -80,6 +84,7 @@ class StatisticsAttention:
         self.sink_tokens = sink_tokens
         self.mass_block = mass_block
         self._recorded: dict[int, AttentionStats] = {}
+        self._mask_kinds: set[int | None] = set()  # windows of the masks built (None: no window)
 
     # ------------------------------------------------------------------ called by transformers
     def attention(
@@ -107,6 +112,7 @@ class StatisticsAttention:
             )
         causal = kwargs.get("is_causal")
         causal = bool(getattr(module, "is_causal", False) if causal is None else causal)
+        window = self._check_window(layer, kwargs.get("sliding_window"), causal)
         out, stats = attention_with_stats(
             query,
             key,
@@ -118,6 +124,9 @@ class StatisticsAttention:
             key_lengths=_key_lengths(attention_mask, key.shape[2]),
             sink_tokens=self.sink_tokens,
             mass_block=self.mass_block,
+            window=window,
+            softcap=kwargs.get("softcap"),
+            sinks=kwargs.get("s_aux"),  # gpt-oss & co: [head] learned sink logits
         )
         if layer in self._recorded:
             raise RuntimeError(
@@ -127,16 +136,47 @@ class StatisticsAttention:
         self._recorded[layer] = stats
         return out.transpose(1, 2), None  # [batch, query, head, d_head], as HF expects
 
+    def _check_window(self, layer: int, window: Any, causal: bool) -> int | None:
+        """The layer's `sliding_window`, checked against the masks transformers built."""
+        if window is None:
+            if self._mask_kinds and None not in self._mask_kinds:
+                raise NotImplementedError(
+                    f"statistics attention: layer {layer} passed no sliding_window but the "
+                    f"model built only sliding-window masks {sorted(self._mask_kinds)}"
+                )
+            return None
+        if not causal:
+            raise NotImplementedError(
+                f"statistics attention: layer {layer} uses a bidirectional sliding window, "
+                "which the statistics kernel does not implement"
+            )
+        if self._mask_kinds and window not in self._mask_kinds:
+            raise NotImplementedError(
+                f"statistics attention: layer {layer} asks for sliding_window={window} but the "
+                f"model built its mask for {sorted(w for w in self._mask_kinds if w)}"
+            )
+        return window
+
     def padding_mask(
         self, *, mask_function: Any, attention_mask: torch.Tensor | None, **kwargs: Any
     ) -> torch.Tensor | None:
-        """A mask-interface function: the 2-D `[batch, key]` padding mask instead of a 4-D one."""
+        """A mask-interface function: the 2-D `[batch, key]` padding mask instead of a 4-D one.
+
+        Accepts transformers' plain causal and bidirectional mask functions and its causal
+        sliding-window one (checked by evaluating it, for the window `local_size`); the window
+        itself reaches the kernel through the layer's `sliding_window` argument.
+        """
         from transformers.masking_utils import bidirectional_mask_function, causal_mask_function
 
-        if mask_function not in (causal_mask_function, bidirectional_mask_function):
+        if mask_function in (causal_mask_function, bidirectional_mask_function):
+            self._mask_kinds.add(None)
+        elif _is_sliding_window_causal(mask_function, kwargs.get("local_size")):
+            self._mask_kinds.add(int(kwargs["local_size"]))
+        else:
             raise NotImplementedError(
-                "statistics attention: only plain causal or bidirectional masks are supported "
-                "(no sliding windows, packed sequences or custom mask functions)"
+                "statistics attention: only plain causal, bidirectional or causal sliding-window "
+                "masks are supported (no bidirectional windows, packed sequences or custom mask "
+                "functions)"
             )
         if attention_mask is None:
             return None
@@ -150,6 +190,7 @@ class StatisticsAttention:
         Raises RuntimeError if some layer did not run through the statistics attention.
         """
         recorded, self._recorded = self._recorded, {}
+        self._mask_kinds = set()
         missing = [layer for layer in range(self.n_layers) if layer not in recorded]
         if missing:
             raise RuntimeError(
@@ -157,6 +198,26 @@ class StatisticsAttention:
                 "architecture's attention does not call transformers' attention interface"
             )
         return [recorded[layer] for layer in range(self.n_layers)]
+
+
+def _is_sliding_window_causal(mask_function: Any, window: Any) -> bool:
+    """Whether `mask_function(batch, head, q_idx, kv_idx)` is transformers' causal sliding window
+    of size `window` (q_idx - window < kv_idx <= q_idx), probed around both edges of the band."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+        return False
+    positions = torch.tensor([0, 1, window - 1, window, window + 1, 2 * window + 5])  # [q]
+    shifts = torch.tensor([-1, 0, 1, window - 1, window, window + 1])  # [shift]
+    q_idx = positions[:, None].expand(-1, len(shifts)).reshape(-1)  # [probe]
+    kv_idx = (positions[:, None] - shifts[None, :]).reshape(-1)  # [probe]
+    keep = kv_idx >= 0
+    q_idx, kv_idx = q_idx[keep], kv_idx[keep]  # [probe]
+    zero = torch.zeros_like(q_idx)
+    try:
+        got = torch.as_tensor(mask_function(zero, zero, q_idx, kv_idx)).bool()  # [probe]
+    except Exception:  # noqa: BLE001 - an unknown mask function: refused by the caller
+        return False
+    expected = (kv_idx <= q_idx) & (kv_idx > q_idx - window)  # [probe]
+    return got.shape == expected.shape and bool(torch.equal(got, expected))
 
 
 def _key_lengths(attention_mask: torch.Tensor | None, n_keys: int) -> torch.Tensor | None:

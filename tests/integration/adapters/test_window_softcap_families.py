@@ -1,0 +1,163 @@
+"""Statistics attention on sliding-window and soft-capped families, against transformers' eager.
+
+Gemma-2 (alternating sliding/full layers, `attn_logit_softcapping`), Gemma-3 text
+(`Gemma3ForCausalLM`: sliding layers, optional soft-capping) and Mistral (a sliding window on
+every layer) as tiny random checkpoints written with `save_pretrained` (a zoo tokenizer copied
+beside them) and loaded by folder through `workbench.load_model`. The window is 4 tokens and the
+prompts are longer, so the window masks most keys. gpt-oss adds learned attention sinks (`s_aux`,
+one logit per head in the softmax denominator; its `output_attentions` drops the sink column, so
+the real keys' probabilities sum to less than 1, as the kernel's statistics do). The reference is transformers' eager
+attention (`output_attentions=True`), float64 entropy, max-prob and sink mass per query; a
+statistics kernel that ignored the window or the cap is off by far more than 1e-5 (checked by
+`test_window_and_softcap_change_the_statistics`).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+import transformers
+
+from analysis import attention_stats
+from workbench import load_model
+from workbench.zoo import CHECKPOINT_DIR
+
+PROMPTS = [
+    "When Mary and John went to the store, John gave a drink to",
+    "Mary and John went to the store",
+]
+WINDOW = 4
+COMMON = {
+    "vocab_size": 2048,
+    "num_hidden_layers": 2,
+    "max_position_embeddings": 128,
+    "hidden_size": 64,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "head_dim": 16,
+    "sliding_window": WINDOW,
+}
+FAMILIES = {
+    "gemma2": (
+        transformers.Gemma2Config,
+        transformers.Gemma2ForCausalLM,
+        {**COMMON, "attn_logit_softcapping": 5.0, "query_pre_attn_scalar": 20},
+    ),
+    "gemma3": (
+        transformers.Gemma3TextConfig,
+        transformers.Gemma3ForCausalLM,
+        {
+            **COMMON,
+            "attn_logit_softcapping": 3.0,
+            "layer_types": ["sliding_attention", "full_attention"],
+        },
+    ),
+    "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM, COMMON),
+    "gpt_oss": (
+        transformers.GptOssConfig,
+        transformers.GptOssForCausalLM,
+        {**COMMON, "intermediate_size": 64, "num_local_experts": 4, "num_experts_per_tok": 2},
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """`checkpoints(family)` -> the folder of a tiny random checkpoint of that family."""
+    made = {}
+
+    def get(family: str):
+        if family not in made:
+            config_class, model_class, kwargs = FAMILIES[family]
+            torch.manual_seed(0)
+            model = model_class(config_class(**kwargs))
+            with torch.no_grad():  # q/k large enough that the 3.0/5.0 caps bite
+                for name, weight in model.named_parameters():
+                    if name.endswith(("q_proj.weight", "k_proj.weight")):
+                        weight.mul_(8.0)
+                    if name.endswith(".sinks"):  # gpt-oss: sink logits that take real mass
+                        weight.copy_(torch.randn(weight.shape) * 2.0)
+            folder = tmp_path_factory.mktemp(family)
+            model.save_pretrained(folder)
+            for source in (CHECKPOINT_DIR / "tiny-ioi").iterdir():
+                if source.name.startswith(("tokenizer", "special_tokens")):
+                    shutil.copy(source, folder)
+            made[family] = folder
+        return made[family]
+
+    return get
+
+
+def _eager_reference(folder, tokens: torch.Tensor, **overrides) -> list[torch.Tensor]:
+    """Per layer, transformers' eager pattern `[head, query, key]` in float64."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        folder, attn_implementation="eager", **overrides
+    )
+    with torch.no_grad():
+        out = model.eval()(tokens, output_attentions=True)
+    return [pattern[0].double() for pattern in out.attentions]
+
+
+def _entropy(pattern: torch.Tensor) -> torch.Tensor:
+    return -(pattern * pattern.clamp_min(1e-300).log()).sum(-1)  # [head, query]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_statistics_equal_transformers_eager_attention(checkpoints, family):
+    folder = checkpoints(family)
+    model = load_model(str(folder))
+    stats = attention_stats(model, PROMPTS)
+    for index, prompt in enumerate(PROMPTS):
+        tokens = model.to_tokens(prompt)  # [1, pos]
+        n = tokens.shape[1]
+        assert n > WINDOW
+        for layer, pattern in enumerate(_eager_reference(folder, tokens)):
+            ours = stats.entropy[index, layer, :, :n].double()  # [head, query]
+            assert (ours - _entropy(pattern)).abs().max().item() < 1e-5, (family, layer)
+            max_prob = stats.max_prob[index, layer, :, :n].double()
+            assert (max_prob - pattern.max(-1).values).abs().max().item() < 1e-5
+            sink = stats.sink[index, layer, :, :n].double()
+            assert (sink - pattern[..., 0]).abs().max().item() < 1e-5
+            if family == "gpt_oss":  # the learned sinks take visible mass off the real keys
+                assert (1 - pattern.sum(-1)).max().item() > 0.05
+
+
+def test_window_and_softcap_change_the_statistics(checkpoints):
+    """The comparison above can fail: dropping the window or the cap moves the entropy."""
+    folder = checkpoints("gemma2")
+    model = load_model(str(folder))
+    stats = attention_stats(model, PROMPTS[:1])
+    tokens = model.to_tokens(PROMPTS[0])  # [1, pos]
+    n = tokens.shape[1]
+    ours = stats.entropy[0, :, :, :n].double()  # [layer, head, query]
+    no_window = _eager_reference(folder, tokens, sliding_window=n)
+    no_cap = _eager_reference(folder, tokens, attn_logit_softcapping=None)
+    assert (ours[0] - _entropy(no_window[0])).abs().max().item() > 1e-2  # layer 0 slides
+    assert (ours[1] - _entropy(no_cap[1])).abs().max().item() > 1e-2  # layer 1: full, capped
+
+
+REFUSED = {
+    "gemma3_bidirectional_window": (
+        transformers.Gemma3TextConfig,
+        transformers.Gemma3ForCausalLM,
+        {**COMMON, "use_bidirectional_attention": True},
+        "only plain causal, bidirectional or causal sliding-window masks",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_unsupported_attention_is_refused(tmp_path, case):
+    """Learned attention sinks and bidirectional windows raise instead of computing wrongly."""
+    config_class, model_class, kwargs, message = REFUSED[case]
+    torch.manual_seed(0)
+    model_class(config_class(**kwargs)).save_pretrained(tmp_path)
+    for source in (CHECKPOINT_DIR / "tiny-ioi").iterdir():
+        if source.name.startswith(("tokenizer", "special_tokens")):
+            shutil.copy(source, tmp_path)
+    model = load_model(str(tmp_path))
+    with pytest.raises(NotImplementedError, match=message):
+        attention_stats(model, PROMPTS[:1])
