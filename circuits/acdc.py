@@ -8,8 +8,13 @@ top of everything already removed. If the distance to the clean model grows by l
 distance: "kl" - mean KL divergence of the clean model's next-token distribution from the
 pruned model's, at the positions the task's metric reads (answer positions for IOI, the
 second copy for induction, every position otherwise); "metric" - |mean metric(pruned) - mean
-metric(clean)|. The edge's score is the (negated) growth in distance measured when it was
-tried, so kept edges have large |score| and `prune(top_n=...)` re-ranks them.
+metric(clean)|. The edge's score is minus the growth in distance measured when it was tried:
+a kept edge's |score| is that growth (>= threshold); a removed edge's is its growth clipped to
+[0, threshold), so every kept edge ranks above every removed one (with threshold 0, kept edges
+whose growth was exactly 0 tie with the removed ones). Growth is measured against a changing
+baseline (everything removed so far), so it is not a single-edge effect. For an ROC, sweep the
+threshold (`circuits.acdc_sweep.acdc_tau_sweep`) rather than ranking one run's scores.
+Cost: 2 + one forward pass per edge (all prompts in one batch) per run.
 
 Caveats: greedy and order-dependent like ACDC; one minibatch holds all prompts (the
 intervention on each edge is evaluated on the whole task); encoder tasks (hidden-state
@@ -19,6 +24,7 @@ readout) need distance="metric".
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -99,10 +105,12 @@ def acdc(
         removed[e] = 1.0
         trial = measure(patcher.forward(clean, removed, source))
         counter.forward += 1
-        scores[e] = -(trial - current)
-        if trial - current < threshold:
+        growth = trial - current
+        if growth < threshold:  # removed: |score| = growth clipped to [0, threshold)
+            scores[e] = -min(max(growth, 0.0), math.nextafter(threshold, 0.0))
             current = trial
-        else:
+        else:  # kept: |score| = growth >= threshold
+            scores[e] = -growth
             removed[e] = 0.0
     circuit = Circuit.from_scores(
         graph,

@@ -1,153 +1,284 @@
-"""SVD-based tracing: follow the sparse attention decomposition upstream from the answer.
+"""SVD tracing after Franco & Crovella, "Sparse Attention Decomposition Applied to Circuit
+Tracing" (arXiv 2410.00340; their code: github.com/gaabrielfranco/sparse-attention-decomposition).
 
-1. Score every `node -> output` edge exactly (single-edge path patching); the heads whose
-   direct effect is at least `start_share` of the largest are the answer heads.
-2. For each traced head (latest layer first), on `n_prompts` clean prompts at the query
-   positions the metric reads (IOI: the answer position; induction: `n_queries` positions of
-   the second copy) and the key each query attends to most, decompose the attention score into
-   its SVD terms (`analysis.decompose_score`, the fewest terms reaching `share` of it) and
-   attribute the selected terms to upstream sources (`analysis.upstream_contributions`).
-3. Each source's mean share of the selected score, times the head's importance, scores the
-   edge `source -> head<q>` (query side) or `source -> head<k>` (key side; the kv head under
-   GQA). Upstream heads whose share is at least `follow_share` join the trace with that
-   importance, recursively down to layer 0.
+The paper's method (GPT-2 small, IOI), as implemented here:
 
-Scores follow the `Circuit` sign convention (negative = carries the behaviour).
+1. Omega = [[W_Q W_K^T, W_Q b_K], [b_Q W_K^T, b_Q b_K]] (the bias-augmented QK matrix, norm
+   gain/bias folded) has the SVD U diag(sigma) V^T; with x~ = [normalised residual; 1] the raw
+   score of query t on key j is `sum_k sigma_k (x~_t . u_k)(x~_j . v_k)` (d_head terms).
+2. A head *fires* on (t, j) when its pattern is >= `attn_threshold` (paper: 0.5) and the score
+   is positive; firings on key 0 are not traced (paper; `skip_first_key`).
+3. Sparse term selection: terms sorted in the direction of the total, the fewest whose sum
+   reaches `term_share` of it (paper's full tracing: 1.0; `analysis.anatomy.linalg`'s
+   `fewest_reaching`; the paper stops at the first prefix *above* the share, a tie apart).
+4. Upstream contribution of writer c on the query side: `sum_{k kept} sign_k sqrt(sigma_k)
+   <u_k, c~_t>`, key side `sum_k sign_k sqrt(sigma_k) <v_k, c~_j>`, with `sign_k =
+   sign(x~_t . u_k)` and c~ the writer's output centred (LayerNorm) and divided by the layer's
+   norm scale. Per term, the contributions of all writers plus the constant (bias) row sum to
+   `sign_k sqrt(sigma_k) (x~ . u_k)` and the query total times the key total is the term.
+5. Edge selection: the writers whose contributions, sorted, first push the cumulative sum past
+   `edge_share` (paper: 0.7) of the total; they become edges `c -> head<q>` / `c -> head<k>`.
+6. Recursion: into every selected upstream head that itself fires at the token the
+   contribution lands on (query side: t, key side: j), down to layer 0.
+7. Aggregation over prompts: the paper's graph weight is the mean contribution over the prompts
+   where an edge appears, with its count; here score = -(weight x count / n_prompts), i.e. the
+   mean over all prompts with absent = 0 (negative = carries the behaviour, `Circuit`).
 
-Caveats: the decomposition explains *where a head attends* (q and k ports); value ports get no
-score (0), so they are never selected by this method. Bias sources (`b_Q`/`b_K`, norm biases)
-are not graph nodes and are dropped. Only heads are expanded upstream (an MLP source is scored
-but not traced through, having no attention to decompose). Needs the head-anatomy module
-`analysis.anatomy.score_decomposition`.
+Where the workbench differs (labelled):
+
+- [roots] The paper starts from hand-picked name movers at (END, IO). Here the roots are
+  found from the output: at every position the metric reads, each writer's direct effect on
+  the metric (`<c_p, P W_U g_p> / scale_final`, g = d metric / d logits at the clean run, see
+  `circuits.svd_tracing_state`) is ranked with the same `edge_share` rule; the selected heads
+  are traced. These direct effects, averaged over prompts, are also the scores of the
+  `-> output` edges (dense: every writer). Nothing comes from patching.
+- [value paths] Not in the paper (it explains where heads attend). A traced head h read along
+  a direction rho (the metric direction for a root; the downstream head's query/key read
+  direction `P sum_k sign_k sqrt(sigma_k) u_k / scale` otherwise) gets value-port edges
+  `c -> h<v>` with contribution `sum_j A[t, j] <c~_j W_V W_O, rho>` over all keys (exact: the
+  writers plus the biases sum to h's output along rho), selected by the `edge_share` rule and
+  followed into heads firing at keys with pattern >= `attn_threshold`. `value_paths=False`
+  gives the paper's q/k-only trace.
+- [writers] Every writer is a source (embeddings, heads, MLPs); the paper used heads only and
+  appended the constant 1 to every head's output; here the constant and the output biases
+  are one "bias" source that is not a graph node. MLPs are scored but not traced through
+  (no attention to decompose); MLP input ports get no score.
+- [dedup] A (head, position) is traced once per prompt (the first time it is reached), and an
+  edge reached several times in a prompt takes the mean of its contributions (the paper keeps
+  the first).
+
+Units differ between edge kinds (output: metric units; q/k: sqrt(score) units as in the paper;
+v: the units of the read direction). Decoders with a logits readout only.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from analysis.anatomy.score_decomposition import decompose_score, upstream_contributions
+from analysis.anatomy.linalg import factored_svd, fewest_reaching
 from circuits.circuit import Circuit
 from circuits.graph import OUTPUT, build_graph
-from circuits.patching import path_patching
+from circuits.pass_counter import PassCounter
+from circuits.svd_tracing_state import PromptState, check_supported, prompt_states
 from circuits.task_batches import task_slice
+from workbench.adapters import weights
 
 if TYPE_CHECKING:
+    from circuits.graph import Graph
     from workbench.model import Model
     from workbench.tasks import Task
 
 
-def _query_positions(task: Task, prompt: int, n_queries: int) -> list[int]:
-    if hasattr(task, "answer_pos"):
-        return [int(task.answer_pos[prompt])]
-    if hasattr(task, "positions"):
-        pos = task.positions()
-        idx = torch.linspace(0, len(pos) - 1, n_queries).round().long().unique()
-        return [int(p) for p in pos[idx]]
-    if hasattr(task, "pool_mask"):  # encoder tasks: the last real token
-        return [int(task.pool_mask[prompt].nonzero().max())]
-    return [int(task.clean_tokens.shape[1] - 1)]
+@dataclass(frozen=True)
+class Firing:
+    """Sparse decomposition of one score and its per-term upstream contributions."""
+
+    terms: np.ndarray  # [d_head] sigma_k (x~_t . u_k)(x~_j . v_k)
+    selected: list  # kept term indices
+    query_terms: np.ndarray  # [n_up, n_kept] per writer, per kept term
+    key_terms: np.ndarray  # [n_up, n_kept]
+    query_rest: np.ndarray  # [n_kept] output biases + the constant row
+    key_rest: np.ndarray  # [n_kept]
+    read_query: np.ndarray  # [d_model] raw-residual read direction at the query
+    read_key: np.ndarray  # [d_model] at the key
 
 
-def _source_node(row) -> str | None:
-    if row.kind == "embed":
-        return "input"
-    if row.kind == "head":
-        return f"a{row.source_layer}.{row.source_head}"
-    if row.kind == "mlp":
-        return f"m{row.source_layer}"
-    return None  # biases are not graph nodes
+class _Context:
+    """Weights, SVDs and upstream indices shared by all prompts of one trace."""
+
+    def __init__(self, model: Model, graph: Graph):
+        self.model, self.graph = model, graph
+        self.heads = {}
+        self.svds = {}
+        self.upstream = [
+            np.array([i for i, n in enumerate(graph.writers) if graph.writer_layer(n) < (lay, 0)])
+            for lay in range(graph.n_layers)
+        ]
+
+    def head(self, layer: int, head: int) -> weights.HeadWeights:
+        if (layer, head) not in self.heads:
+            self.heads[layer, head] = weights.head_weights(self.model, layer, head)
+        return self.heads[layer, head]
+
+    def svd(self, state: PromptState, layer: int, head: int, query: int, key: int):
+        """(U [d_model+1, r], sigma [r], V [d_model+1, r]) of Omega (position-specific on RoPE)."""
+        w = self.head(layer, head)
+        if state.rot is None:
+            if (layer, head) not in self.svds:
+                self.svds[layer, head] = factored_svd(w.W_Q, w.W_K.T)
+            return self.svds[layer, head]
+        return factored_svd(w.W_Q @ state.rot[query], (w.W_K @ state.rot[key]).T)
 
 
-def _head_shares(model: Model, task: Task, layer: int, head: int, *, n_prompts, n_queries, share):
-    """Mean share of the selected score per (side, source node) for one head."""
-    totals: dict[tuple[str, str], float] = defaultdict(float)
-    count = 0
-    for i in range(min(n_prompts, task.n_prompts)):
-        queries = _query_positions(task, i, n_queries)
-        tokens = task.clean_tokens[i : i + 1, : max(queries) + 1]  # [1, pos]
-        name = f"blocks.{layer}.attn.hook_pattern"
-        _, cache = model.run_with_cache(tokens, names=[name])
-        for query in queries:
-            key = int(cache[name][0, head, query].argmax())
-            d = decompose_score(model, tokens, layer, head, query, key, share=share)
-            up = upstream_contributions(model, d)
-            if abs(up.selected_score) < 1e-9:
+def decompose_firing(
+    ctx: _Context, state: PromptState, layer: int, head: int, query: int, key: int, share: float
+) -> Firing:
+    """Steps 1, 3 and 4 of the module docstring for one (query, key) pair."""
+    u, s, v = ctx.svd(state, layer, head, query, key)
+    x_q = np.append(state.x_norm[layer, query], 1.0)  # [d_model + 1]
+    x_k = np.append(state.x_norm[layer, key], 1.0)  # [d_model + 1]
+    q_coord, k_coord = x_q @ u, x_k @ v  # [r], [r]
+    terms = s * q_coord * k_coord  # [r]
+    kept = fewest_reaching(terms, share)
+    sel = np.array(kept, dtype=int)
+    weight = np.sign(q_coord[sel]) * np.sqrt(s[sel])  # [n_kept] sign_k sqrt(sigma_k)
+    ups = ctx.upstream[layer]
+    sides = []
+    for pos, basis in ((query, u), (key, v)):
+        dirs = state.project(basis[:-1, sel].T).T / state.scale[layer, pos]  # [d_model, n_kept]
+        per_term = (state.writers[ups, pos] @ dirs) * weight  # [n_up, n_kept]
+        rest = (state.biases[:layer, pos] @ dirs).sum(0) * weight + basis[-1, sel] * weight
+        sides.append((per_term, rest, dirs @ weight))
+    return Firing(
+        terms, kept, sides[0][0], sides[1][0], sides[0][1], sides[1][1], sides[0][2], sides[1][2]
+    )
+
+
+def _keep(contrib: np.ndarray, share: float | None) -> np.ndarray:
+    """Indices selected by the paper's cumulative rule (all when `share` is None)."""
+    if share is None or len(contrib) == 0:
+        return np.arange(len(contrib))
+    ordered = np.sort(contrib)[::-1]
+    above = np.nonzero(np.cumsum(ordered) > share * contrib.sum())[0]
+    cutoff = ordered[above[0]] if len(above) else ordered[0]
+    return np.nonzero(contrib >= cutoff)[0]
+
+
+class _PromptTrace:
+    """Steps 2-6 on one prompt: edge label -> contributions, and the heads traced."""
+
+    def __init__(self, ctx: _Context, state: PromptState, options: dict):
+        self.ctx, self.state, self.o = ctx, state, options
+        self.edges: dict[str, list[float]] = defaultdict(list)
+        self.traced: set[str] = set()
+        self.stack: list[tuple[int, int, int, np.ndarray | None]] = []
+        self.seen: set[tuple[int, int, int]] = set()
+
+    def run(self) -> None:
+        st, g = self.state, self.ctx.graph
+        positions = np.nonzero(np.abs(st.metric_read).sum(-1) > 0)[0]
+        direct = np.einsum("wpd,pd->wp", st.writers, st.metric_read)  # [n_writer, pos]
+        for w, node in enumerate(g.writers):
+            self.edges[f"{node}->{OUTPUT}"].append(float(direct[w].sum()))
+        for p in positions:
+            for w in _keep(direct[:, p], self.o["edge_share"]):
+                self._follow(g.writers[w], int(p), st.metric_read[p])
+        while self.stack:
+            self._trace_head(*self.stack.pop())
+
+    def _follow(self, node: str, pos: int, read: np.ndarray | None) -> None:
+        if node.startswith("a"):
+            layer, head = (int(x) for x in node[1:].split("."))
+            self.stack.append((layer, head, pos, read))
+
+    def _record(self, port: str, ups: np.ndarray, contrib: np.ndarray, reads: list) -> None:
+        """Edges to `port` from the selected writers; follow selected heads at `reads`
+        ((position, read direction) pairs where the writer's output is read)."""
+        names = [self.ctx.graph.writers[i] for i in ups]
+        for i in _keep(contrib, self.o["edge_share"]):
+            self.edges[f"{names[i]}->{port}"].append(float(contrib[i]))
+            for p, read in reads:
+                self._follow(names[i], p, read)
+
+    def _trace_head(self, layer: int, head: int, pos: int, read: np.ndarray | None) -> None:
+        if (layer, head, pos) in self.seen:
+            return
+        self.seen.add((layer, head, pos))
+        self.traced.add(f"a{layer}.{head}")
+        st, ctx, o = self.state, self.ctx, self.o
+        kv = weights.kv_head_of(ctx.model, head)
+        ups = ctx.upstream[layer]
+        pattern = st.pattern[layer, head, pos, : pos + 1]  # [key]
+        material = [
+            j
+            for j in np.nonzero(pattern >= o["attn_threshold"])[0]
+            if not (o["skip_first_key"] and j == 0)
+        ]
+        for j in material:
+            f = decompose_firing(ctx, st, layer, head, pos, int(j), o["term_share"])
+            if f.terms.sum() <= 0:
                 continue
-            for row in up.to_frame().itertuples():
-                node = _source_node(row)
-                if node is not None:
-                    totals[(row.side, node)] += row.contribution / up.selected_score
-            count += 1
-    return {k: v / max(count, 1) for k, v in totals.items()}
+            q, k = f.query_terms.sum(1), f.key_terms.sum(1)  # [n_up]
+            self._record(f"a{layer}.{head}<q>", ups, q, [(pos, f.read_query)])
+            self._record(f"a{layer}.{kv}<k>", ups, k, [(int(j), f.read_key)])
+        if not o["value_paths"] or read is None or len(ups) == 0:
+            return
+        w = ctx.head(layer, head)
+        mapped = st.project(w.W_V[:-1] @ (w.W_O @ read))  # [d_model]
+        coef = pattern / st.scale[layer, : pos + 1, 0]  # [key]
+        per_key = (st.writers[ups, : pos + 1] @ mapped) * coef  # [n_up, key]
+        reads = [(int(j), coef[j] * mapped) for j in material]
+        self._record(f"a{layer}.{kv}<v>", ups, per_key.sum(1), reads)
 
 
 def svd_tracing(
     model: Model,
     task: Task,
     *,
-    n_prompts: int = 4,
-    n_queries: int = 3,
-    share: float = 0.7,
-    start_share: float = 0.2,
-    follow_share: float = 0.1,
+    n_prompts: int = 32,
+    attn_threshold: float = 0.5,
+    term_share: float = 1.0,
+    edge_share: float | None = 0.7,
+    skip_first_key: bool = True,
+    value_paths: bool = True,
+    batch_size: int = 16,
     progress: bool = False,
     seed: int = 0,
 ) -> Circuit:
-    """Trace upstream from the answer heads through SVD-selected components (see docstring)."""
-    if not 0 < share <= 1:
-        raise ValueError(f"share: need 0 < share <= 1, got {share}")
+    """Trace `task` in `model` by sparse attention decomposition (see module docstring)."""
+    if not 0 < term_share <= 1:
+        raise ValueError(f"term_share: need 0 < term_share <= 1, got {term_share}")
+    if edge_share is not None and not 0 < edge_share <= 1:
+        raise ValueError(f"edge_share: need 0 < edge_share <= 1 or None, got {edge_share}")
+    if not 0 < attn_threshold <= 1:
+        raise ValueError(f"attn_threshold: need 0 < attn_threshold <= 1, got {attn_threshold}")
+    if isinstance(n_prompts, bool) or not isinstance(n_prompts, int) or n_prompts < 1:
+        raise ValueError(f"n_prompts: need a positive integer, got {n_prompts!r}")
+    check_supported(model, task)
     torch.manual_seed(seed)
     start = time.perf_counter()
     graph = build_graph(model, readout=task.readout)
-    direct = path_patching(
-        model, task, edges=[f"{u}->{OUTPUT}" for u in graph.writers], progress=progress
-    )
-    scores = direct.scores.clone()
-    heads = [n for n in graph.writers if n.startswith("a")]
-    effect = {n: abs(float(direct.scores[graph.edge_index[f"{n}->{OUTPUT}"]])) for n in heads}
-    biggest = max(effect.values())
-    importance = {n: e for n, e in effect.items() if e >= start_share * biggest}
-    group = graph.n_heads // graph.n_kv_heads
+    ctx, counter = _Context(model, graph), PassCounter()
+    options = {
+        "attn_threshold": attn_threshold,
+        "term_share": term_share,
+        "edge_share": edge_share,
+        "skip_first_key": skip_first_key,
+        "value_paths": value_paths,
+    }
     sub = task_slice(task, 0, min(n_prompts, task.n_prompts))
-    traced = []
-    bar = tqdm(disable=not progress, desc="SVD tracing")
-    for layer in reversed(range(graph.n_layers)):
-        for h in range(graph.n_heads):
-            node = f"a{layer}.{h}"
-            if node not in importance:
-                continue
-            traced.append(node)
-            shares = _head_shares(
-                model, sub, layer, h, n_prompts=n_prompts, n_queries=n_queries, share=share
-            )
-            for (side, source), value in shares.items():
-                port = f"a{layer}.{h}<q>" if side == "query" else f"a{layer}.{h // group}<k>"
-                scores[graph.edge_index[f"{source}->{port}"]] -= importance[node] * value
-                if source.startswith("a") and abs(value) >= follow_share:
-                    gain = importance[node] * abs(value)
-                    importance[source] = max(importance.get(source, 0.0), gain)
-            bar.update(1)
-    bar.close()
+    total, count, traced, errors = defaultdict(float), defaultdict(int), set(), []
+    for state in prompt_states(model, sub, graph, batch_size=batch_size, counter=counter):
+        trace = _PromptTrace(ctx, state, options)
+        trace.run()
+        traced |= trace.traced
+        errors.append(state.component_error)
+        for edge, values in trace.edges.items():
+            total[edge] += float(np.mean(values))
+            count[edge] += 1
+    scores = torch.zeros(graph.n_edges, dtype=torch.float64)
+    for edge, value in total.items():
+        scores[graph.edge_index[edge]] = -value / sub.n_prompts
+    order = {n: i for i, n in enumerate(graph.writers)}
     return Circuit.from_scores(
         graph,
         task=task.name,
         method="svd",
         scores=scores,
         config={
-            "n_prompts": n_prompts,
-            "n_queries": n_queries,
-            "share": share,
-            "start_share": start_share,
-            "follow_share": follow_share,
-            "traced_heads": traced,
+            "n_prompts": sub.n_prompts,
+            **options,
+            "traced_heads": sorted(traced, key=order.__getitem__),
+            "edge_frequency": {e: c / sub.n_prompts for e, c in count.items() if "output" not in e},
+            "component_error": max(errors),
             "seed": seed,
             "runtime_s": time.perf_counter() - start,
-            "n_forward": direct.config["n_forward"],
-            "n_backward": 0,
+            **counter.as_dict(),
         },
     )
