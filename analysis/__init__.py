@@ -6,6 +6,12 @@
 - `analysis.steering`: head perturbation, guided decoding, head search (`HeadHunter`);
 - `analysis.attacks`: token attacks (`TokenAttack`) and their objectives.
 
+Convention (`workbench.results`, docs/architecture.md): a one-shot analysis is a function
+`fn(model, ..., *, options) -> XResult`; a learned or stateful tool (`HeadHunter`,
+`TokenAttack`) is an estimator with keyword-only `__init__`, `fit(...) -> self`, learned
+attributes ending in `_` and its outcome in `result_`. Every result carries `kind`,
+`plot_kinds` and `model_name`.
+
 The curated public API is re-exported here (`__all__`). The model adapters these analyses use
 (statistics attention, per-family weights) live in `workbench.adapters`.
 """

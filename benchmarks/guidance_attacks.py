@@ -91,7 +91,7 @@ def guidance_comparison(model) -> dict:
         )
         held = hunter.result_.comparison["heldout"]
         methods[method] = {
-            "heads": [list(h) for h in hunter.heads_],
+            "heads": [str(h) for h in hunter.heads_],
             "best_layer": hunter.best_layer_,
             "heldout": held,
             "select": hunter.result_.comparison["select"],

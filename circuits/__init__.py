@@ -1,10 +1,13 @@
 """Circuit discovery and evaluation: patching, attribution, pruning, SVD tracing, faithfulness.
 
 Entry point: `circuits.trace(model, task, method=...) -> Circuit` (see `circuits.tracing`);
-the per-method functions are re-exported here. See docs/circuits.md.
+the per-method functions are re-exported here. Evaluation functions return results too
+(`faithfulness -> FaithfulnessResult`, `completeness`, `faithfulness_curve`, `roc`); the
+convention is in `workbench.results`. See docs/circuits.md.
 """
 
 from circuits.acdc import acdc
+from circuits.acdc_sweep import acdc_sweep_roc, acdc_tau_sweep
 from circuits.attribution import eap, eap_ig, edge_attribution
 from circuits.circuit import Circuit
 from circuits.evaluation import (
@@ -12,20 +15,34 @@ from circuits.evaluation import (
     faithfulness,
     faithfulness_curve,
     patched_metric,
+    roc,
     roc_auc,
     roc_curve,
+)
+from circuits.evaluation_results import (
+    CompletenessResult,
+    FaithfulnessCurve,
+    FaithfulnessResult,
+    RocResult,
 )
 from circuits.graph import Graph, build_graph, supports_edges
 from circuits.ground_truth import exhaustive_patching, reference_circuit
 from circuits.patching import activation_patching, path_patching
+from circuits.smallest_circuit import smallest_faithful_circuit
 from circuits.svd_tracing import svd_tracing
 from circuits.tracing import METHODS, trace
 
 __all__ = [
     "METHODS",
     "Circuit",
+    "CompletenessResult",
+    "FaithfulnessCurve",
+    "FaithfulnessResult",
     "Graph",
+    "RocResult",
     "acdc",
+    "acdc_sweep_roc",
+    "acdc_tau_sweep",
     "activation_patching",
     "build_graph",
     "completeness",
@@ -38,8 +55,10 @@ __all__ = [
     "patched_metric",
     "path_patching",
     "reference_circuit",
+    "roc",
     "roc_auc",
     "roc_curve",
+    "smallest_faithful_circuit",
     "supports_edges",
     "svd_tracing",
     "trace",

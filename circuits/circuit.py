@@ -7,7 +7,8 @@ circuit (all of them until `prune` is called). Node-level methods fill `node_sco
 `position_scores` `[node, pos]` for per-position patching) and give each edge a derived score
 (see `circuits.patching`).
 
-Caveats: `prune` ranks by `|score|`; ties keep the fixed edge order of `circuits.graph`.
+Caveats: `prune` ranks by `|score|`; ties keep the fixed edge order of `circuits.graph`. By
+default it prunes to a connected circuit (greedy from the output, `circuits.connected`).
 `plot()` draws only the included edges, laid out by layer (arcs for edges that skip columns).
 """
 
@@ -16,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import torch
 
+from circuits.connected import greedy_from_output
 from circuits.graph import Graph
 from workbench.results import Result
 
@@ -37,9 +39,15 @@ def _layer_of(node: str) -> float:
 
 @dataclass(frozen=True, eq=False)
 class Circuit(Result):
-    """Edges, their scores and the kept subset (see module docstring)."""
+    """Edges, their scores and the kept subset (see module docstring).
 
-    model: str
+    `model_name` was `model` before; circuit JSON written then still loads.
+    """
+
+    kind: ClassVar[str] = "circuit"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("graph",)
+
+    model_name: str
     task: str
     method: str
     edges: tuple[str, ...]  # "upstream->port" labels, e.g. "a0.1->a1.3<k>"
@@ -49,6 +57,13 @@ class Circuit(Result):
     node_scores: torch.Tensor | None = None  # [node] for node-level methods
     position_scores: torch.Tensor | None = None  # [node, pos] for per-position patching
     config: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def _stored_fields(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        """Circuit JSON from before the rename stores the model as `model`."""
+        if "model" in fields and "model_name" not in fields:
+            fields = {("model_name" if k == "model" else k): v for k, v in fields.items()}
+        return fields
 
     def __post_init__(self) -> None:
         n = len(self.edges)
@@ -63,7 +78,7 @@ class Circuit(Result):
     ) -> Circuit:
         """A circuit over every edge of `graph` with `scores` `[edge]` (all edges included)."""
         return cls(
-            model=graph.model_name,
+            model_name=graph.model_name,
             task=task,
             method=method,
             edges=graph.edge_labels,
@@ -76,10 +91,12 @@ class Circuit(Result):
     # ------------------------------------------------------------------ views
     @property
     def n_edges(self) -> int:
+        """Number of edges in the circuit (the included ones)."""
         return int(self.included.sum())
 
     @property
     def kept_edges(self) -> list[str]:
+        """Labels of the included edges, in graph order."""
         return [e for e, keep in zip(self.edges, self.included.tolist(), strict=True) if keep]
 
     @property
@@ -97,8 +114,19 @@ class Circuit(Result):
         return torch.sort(self.scores.abs(), descending=True, stable=True).indices
 
     # ------------------------------------------------------------------ pruning
-    def prune(self, *, top_n: int | None = None, threshold: float | None = None) -> Circuit:
-        """A copy keeping the `top_n` edges by |score|, or those with |score| >= threshold."""
+    def prune(
+        self,
+        top_n: int | None = None,
+        threshold: float | None = None,
+        *,
+        connected: bool = True,
+    ) -> Circuit:
+        """A copy keeping `top_n` edges, or the edges with |score| >= `threshold`.
+
+        `connected=True` (default) grows the circuit greedily from the output and keeps only
+        edges on an input -> output path (`circuits.connected`), so a top-n circuit may hold
+        fewer than n edges; `connected=False` keeps the plain top-n / threshold set.
+        """
         if (top_n is None) == (threshold is None):
             raise ValueError("prune: give exactly one of top_n or threshold")
         if top_n is not None:
@@ -110,11 +138,16 @@ class Circuit(Result):
             if threshold < 0:
                 raise ValueError(f"threshold: must be >= 0, got {threshold}")
             keep = self.scores.abs() >= threshold
-        config = {**self.config, "pruned": {"top_n": top_n, "threshold": threshold}}
+        if connected:
+            keep = greedy_from_output(self.edges, self.scores, top_n=top_n, threshold=threshold)
+        pruned = {"top_n": top_n, "threshold": threshold, "connected": connected}
+        config = {**self.config, "pruned": pruned}
         return dataclasses.replace(self, included=keep, config=config)
 
     # ------------------------------------------------------------------ tables and plots
     def to_frame(self) -> pd.DataFrame:
+        """One row per edge: edge, upstream, port, downstream, score, abs_score, rank,
+        in_circuit."""
         upstream, port = zip(*(e.split("->") for e in self.edges), strict=True)
         rank = torch.empty(len(self.edges), dtype=torch.long)
         rank[self.ranking()] = torch.arange(len(self.edges))
@@ -197,7 +230,7 @@ class Circuit(Result):
             )
         tallest = max(Counter(x for x, _ in pos.values()).values(), default=1)
         fig.update_layout(
-            title=f"{self.method} circuit of {self.model} on {self.task} ({self.n_edges} edges)",
+            title=f"{self.method} circuit of {self.model_name} on {self.task} ({self.n_edges} edges)",
             xaxis={"visible": False},
             yaxis={"visible": False},
             height=min(1400, max(380, 150 + 55 * tallest)),

@@ -1,16 +1,19 @@
 """How good is a circuit: faithfulness, completeness, size curves, ROC/AUC against a reference.
 
-- `faithfulness(model, task, circuit)`: patch every edge *outside* the circuit to its
+Every entry point is a function returning a result (`circuits.evaluation_results`):
+
+- `faithfulness(model, task, circuit) -> FaithfulnessResult`: patch every edge *outside* the circuit to its
   corrupted value and report the share of the clean->corrupted metric gap the circuit alone
   recovers, `(M_circuit - M_corrupted) / (M_clean - M_corrupted)` on mean metrics (1 = the
   circuit does everything the model does, 0 = nothing);
-- `completeness(model, task, circuit)`: patch only the circuit's edges; the share of the gap
+- `completeness(model, task, circuit) -> CompletenessResult`: patch only the circuit's edges; the share of the gap
   that disappears, `(M_clean - M_without) / (M_clean - M_corrupted)` (1 = nothing outside the
   circuit carries the behaviour);
-- `faithfulness_curve(model, task, circuit, sizes)`: faithfulness of the top-k edges by |score|
-  for each k (a pandas frame);
-- `roc_auc(scores, reference)`: area under the ROC curve of |score| as a detector of the
-  reference circuit's edges (Mann-Whitney statistic, ties counted half), and `roc_curve`.
+- `faithfulness_curve(model, task, circuit, sizes) -> FaithfulnessCurve`: faithfulness of the
+  top-k edges by |score| for each k;
+- `roc(scores, reference) -> RocResult`: the ROC curve of |score| as a detector of the
+  reference circuit's edges and its area `.auc` (Mann-Whitney statistic, ties counted half).
+  `roc_auc` (a float) and `roc_curve` (a frame) are deprecated aliases, for one release.
 
 Caveats: edge interventions need a pre-LN decoder (`circuits.edge_patching`). Mean metrics
 are averaged over all prompts before the ratio; a tiny gap makes the ratios unstable.
@@ -18,6 +21,7 @@ are averaged over all prompts before the ratio; a tiny gap makes the ratios unst
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -26,6 +30,12 @@ from tqdm.auto import tqdm
 
 from circuits.circuit import Circuit
 from circuits.edge_patching import EdgePatcher
+from circuits.evaluation_results import (
+    CompletenessResult,
+    FaithfulnessCurve,
+    FaithfulnessResult,
+    RocResult,
+)
 from circuits.graph import build_graph
 from circuits.task_batches import task_batches
 
@@ -54,8 +64,8 @@ def patched_metric(
 
 
 def _check_circuit(model: Model, circuit: Circuit) -> None:
-    if circuit.model != model.name:
-        raise ValueError(f"circuit: traced on {circuit.model}, not on {model.name}")
+    if circuit.model_name != model.name:
+        raise ValueError(f"circuit: traced on {circuit.model_name}, not on {model.name}")
     expected = build_graph(model).edge_labels
     if circuit.edges != expected:
         raise ValueError(f"circuit: its edges do not match {model.name}'s graph")
@@ -66,32 +76,43 @@ def _gap(task: Task, model: Model) -> tuple[float, float]:
     return summary["clean"], summary["corrupted"]
 
 
-def faithfulness(model: Model, task: Task, circuit: Circuit, *, batch_size: int = 64) -> dict:
+def faithfulness(
+    model: Model, task: Task, circuit: Circuit, *, batch_size: int = 64
+) -> FaithfulnessResult:
     """Share of the metric gap recovered by the circuit alone (see module docstring)."""
     _check_circuit(model, circuit)
     clean, corrupted = _gap(task, model)
     value = patched_metric(model, task, ~circuit.included, batch_size=batch_size)
-    return {
-        "faithfulness": (value - corrupted) / (clean - corrupted),
-        "circuit_metric": value,
-        "clean_metric": clean,
-        "corrupted_metric": corrupted,
-        "n_edges": circuit.n_edges,
-        "edge_share": circuit.n_edges / len(circuit.edges),
-    }
+    return FaithfulnessResult(
+        model_name=model.name,
+        task=task.name,
+        method=circuit.method,
+        faithfulness=(value - corrupted) / (clean - corrupted),
+        circuit_metric=value,
+        clean_metric=clean,
+        corrupted_metric=corrupted,
+        n_edges=circuit.n_edges,
+        edge_share=circuit.n_edges / len(circuit.edges),
+    )
 
 
-def completeness(model: Model, task: Task, circuit: Circuit, *, batch_size: int = 64) -> dict:
+def completeness(
+    model: Model, task: Task, circuit: Circuit, *, batch_size: int = 64
+) -> CompletenessResult:
     """Share of the gap lost when only the circuit's edges are patched."""
     _check_circuit(model, circuit)
     clean, corrupted = _gap(task, model)
     value = patched_metric(model, task, circuit.included, batch_size=batch_size)
-    return {
-        "completeness": (clean - value) / (clean - corrupted),
-        "without_circuit_metric": value,
-        "clean_metric": clean,
-        "corrupted_metric": corrupted,
-    }
+    return CompletenessResult(
+        model_name=model.name,
+        task=task.name,
+        method=circuit.method,
+        completeness=(clean - value) / (clean - corrupted),
+        without_circuit_metric=value,
+        clean_metric=clean,
+        corrupted_metric=corrupted,
+        n_edges=circuit.n_edges,
+    )
 
 
 def faithfulness_curve(
@@ -102,7 +123,7 @@ def faithfulness_curve(
     sizes: list[int] | None = None,
     batch_size: int = 64,
     progress: bool = False,
-) -> pd.DataFrame:
+) -> FaithfulnessCurve:
     """Faithfulness of the top-k edges (by |score|) for each k in `sizes` (default: 10 steps)."""
     _check_circuit(model, circuit)
     n = len(circuit.edges)
@@ -114,7 +135,7 @@ def faithfulness_curve(
     clean, corrupted = _gap(task, model)
     rows = []
     for k in tqdm(sizes, disable=not progress, desc="faithfulness curve"):
-        kept = circuit.prune(top_n=k).included
+        kept = circuit.prune(top_n=k, connected=False).included  # plain top-k, as documented
         value = patched_metric(model, task, ~kept, batch_size=batch_size)
         rows.append(
             {
@@ -124,7 +145,9 @@ def faithfulness_curve(
                 "faithfulness": (value - corrupted) / (clean - corrupted),
             }
         )
-    return pd.DataFrame(rows)
+    return FaithfulnessCurve(
+        model_name=model.name, task=task.name, method=circuit.method, curve=pd.DataFrame(rows)
+    )
 
 
 def _as_mask(reference: Circuit | torch.Tensor, n: int) -> torch.Tensor:
@@ -136,20 +159,39 @@ def _as_mask(reference: Circuit | torch.Tensor, n: int) -> torch.Tensor:
     return mask
 
 
-def roc_auc(scores: Circuit | torch.Tensor, reference: Circuit | torch.Tensor) -> float:
-    """AUC of |scores| separating the reference circuit's edges from the rest."""
+def roc(scores: Circuit | torch.Tensor, reference: Circuit | torch.Tensor) -> RocResult:
+    """ROC of |scores| `[edge]` (or a circuit's) separating the reference circuit's edges from
+    the rest: `.auc` and the curve (`.to_frame()`: n_edges, fpr, tpr)."""
     values = (scores.scores if isinstance(scores, Circuit) else scores).double().abs()
     mask = _as_mask(reference, values.shape[0])
     pos, neg = values[mask], values[~mask]  # [n_pos], [n_neg]
     greater = (pos[:, None] > neg[None, :]).double()
     ties = (pos[:, None] == neg[None, :]).double()
-    return float((greater + 0.5 * ties).mean())
+    named = next((c for c in (scores, reference) if isinstance(c, Circuit)), None)
+    return RocResult(
+        model_name=named.model_name if named is not None else "",
+        method=scores.method if isinstance(scores, Circuit) else "",
+        auc=float((greater + 0.5 * ties).mean()),
+        curve=_roc_frame(values, mask),
+    )
+
+
+def roc_auc(scores: Circuit | torch.Tensor, reference: Circuit | torch.Tensor) -> float:
+    """Deprecated: `roc(scores, reference).auc`."""
+    warnings.warn("roc_auc is deprecated; use roc(...).auc", DeprecationWarning, stacklevel=2)
+    return roc(scores, reference).auc
 
 
 def roc_curve(scores: Circuit | torch.Tensor, reference: Circuit | torch.Tensor) -> pd.DataFrame:
-    """False/true positive rates when keeping the top-k edges, k = 0..n."""
-    values = (scores.scores if isinstance(scores, Circuit) else scores).double().abs()
-    mask = _as_mask(reference, values.shape[0])
+    """Deprecated: `roc(scores, reference).to_frame()`."""
+    warnings.warn(
+        "roc_curve is deprecated; use roc(...).to_frame()", DeprecationWarning, stacklevel=2
+    )
+    return roc(scores, reference).to_frame()
+
+
+def _roc_frame(values: torch.Tensor, mask: torch.Tensor) -> pd.DataFrame:
+    """False/true positive rates when keeping the top-k edges of `values` `[edge]`, k = 0..n."""
     order = torch.sort(values, descending=True, stable=True).indices
     hits = mask[order].double().cumsum(0)  # [edge]
     k = torch.arange(1, len(order) + 1, dtype=torch.float64)

@@ -37,10 +37,12 @@ OUTPUT = "output"
 
 
 def head_node(layer: int, head: int) -> str:
+    """The node name of head `head` of layer `layer`: a{layer}.{head}."""
     return f"a{layer}.{head}"
 
 
 def mlp_node(layer: int) -> str:
+    """The node name of layer `layer`'s MLP: m{layer}."""
     return f"m{layer}"
 
 
@@ -92,6 +94,7 @@ class Graph:
 
     @cached_property
     def ports(self) -> tuple[Port, ...]:
+        """Every input port (q, k, v per head, each MLP, the output), in edge order."""
         out = []
         for layer in range(self.n_layers):
             for kind, count in (
@@ -121,14 +124,17 @@ class Graph:
 
     @cached_property
     def edge_labels(self) -> tuple[str, ...]:
+        """Edge labels upstream->port, in the fixed edge order."""
         return tuple(f"{u}->{p}" for u, p in self.edges)
 
     @cached_property
     def edge_index(self) -> dict[str, int]:
+        """Position of each edge label in `edge_labels`."""
         return {label: i for i, label in enumerate(self.edge_labels)}
 
     @property
     def n_edges(self) -> int:
+        """Number of edges in the graph."""
         return len(self.edges)
 
     def port_node(self, port_name: str) -> str:
@@ -136,6 +142,7 @@ class Graph:
         return port_name.split("<")[0]
 
     def describe(self) -> dict:
+        """A JSON-ready summary: model, node/port/edge counts and the model's shape."""
         return {
             "model": self.model_name,
             "n_nodes": len(self.nodes),

@@ -13,6 +13,7 @@ class PassCounter:
     backward: int = 0
 
     def as_dict(self) -> dict[str, int]:
+        """The counts as a dict with keys n_forward and n_backward."""
         return {"n_forward": self.forward, "n_backward": self.backward}
 
 

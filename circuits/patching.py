@@ -233,7 +233,7 @@ def path_patching(
             graph, task, method, chosen, edges, sharded().frames, shards, batch_size, seed, start
         )
     with open_sharded_run(
-        run_store, kind="circuit", model=model.name, config=run_config, shards=shards
+        run_store, kind=Circuit.kind, model=model.name, config=run_config, shards=shards
     ) as run:
         circuit = _path_circuit(
             graph,

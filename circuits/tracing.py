@@ -12,7 +12,8 @@ Dispatches to the per-method modules:
 | acdc         | `acdc` (threshold, distance)               | circuits.acdc          |
 | svd          | `svd_tracing`                              | circuits.svd_tracing   |
 
-`top_n=` / `threshold=` prune the result (`Circuit.prune`); other options go to the method.
+`top_n=` / `prune_threshold=` prune the result (`Circuit.prune`, connected unless
+`connected=False`); other options go to the method.
 Unknown methods or options raise `ValueError` naming them.
 """
 
@@ -53,10 +54,11 @@ def trace(
     method: str = "eap-ig",
     top_n: int | None = None,
     prune_threshold: float | None = None,
+    connected: bool = True,
     **options: Any,
 ) -> Circuit:
     """Trace `task`'s circuit in `model` with `method`; optionally prune to `top_n` edges or
-    to |score| >= `prune_threshold`."""
+    to |score| >= `prune_threshold` (`connected`: see `Circuit.prune`)."""
     fn = method_function(method)
     params = inspect.signature(fn).parameters
     accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -65,5 +67,5 @@ def trace(
         raise ValueError(f"options: {unknown} not accepted by method {method!r}")
     circuit = fn(model, task, **options)
     if top_n is not None or prune_threshold is not None:
-        circuit = circuit.prune(top_n=top_n, threshold=prune_threshold)
+        circuit = circuit.prune(top_n=top_n, threshold=prune_threshold, connected=connected)
     return circuit

@@ -20,6 +20,8 @@ _EXPORTS = {
     "load_model": "workbench.loading",
     "Model": "workbench.model",
     "ZOO": "workbench.zoo",
+    "Head": "workbench.heads",
+    "parse_heads": "workbench.heads",
     "zoo_names": "workbench.zoo",
     "make_task": "workbench.tasks",
     "Task": "workbench.tasks",
@@ -27,9 +29,21 @@ _EXPORTS = {
     "RunStore": "workbench.store",
 }
 
-__all__ = ["RunStore", "Model", "Result", "Task", "ZOO", "load_model", "make_task", "zoo_names"]
+__all__ = [
+    "Head",
+    "RunStore",
+    "Model",
+    "Result",
+    "Task",
+    "ZOO",
+    "load_model",
+    "make_task",
+    "parse_heads",
+    "zoo_names",
+]
 
 if TYPE_CHECKING:
+    from workbench.heads import Head, parse_heads
     from workbench.loading import load_model
     from workbench.model import Model
     from workbench.results import Result

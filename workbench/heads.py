@@ -24,10 +24,15 @@ _TEXT = re.compile(r"(?:L\s*(\d+)\s*H\s*(\d+)|A?(\d+)\.(\d+))", re.IGNORECASE)
 def _index(value: Any, what: str) -> int:
     """`value` as a non-negative whole number (`ValueError` naming `what` otherwise)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        if hasattr(value, "__index__") and not isinstance(value, bool | float):
-            value = value.__index__()  # numpy / torch integers
-        else:
-            raise ValueError(f"{what}: expected a whole number, got {value!r}")
+        index = getattr(value, "__index__", None)  # numpy / torch integers
+        is_bool = "bool" in str(getattr(value, "dtype", ""))  # np.True_, torch.tensor(True)
+        try:
+            if index is None or is_bool or isinstance(value, bool | float):
+                raise TypeError
+            value = index()
+        except (TypeError, ValueError, RuntimeError):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+            raise ValueError(f"{what}: expected a whole number, got {shown}") from None
     if value < 0:
         raise ValueError(f"{what}: expected a non-negative whole number, got {value}")
     return int(value)
@@ -68,17 +73,16 @@ class Head(NamedTuple):
             return cls.of(*value)
         raise ValueError(f"head: {value!r} is not a head; write it as L<layer>H<head>")
 
-    def check(self, n_layers: int, n_heads: int) -> Head:
-        """This head if the model has it (`n_layers` layers of `n_heads` heads), else
-        `ValueError` saying which index is out of range."""
-        if self.layer >= n_layers:
-            raise ValueError(
-                f"layer: {self.layer} is out of range (the model has layers 0-{n_layers - 1})"
-            )
-        if self.head >= n_heads:
-            raise ValueError(
-                f"head: {self.head} is out of range (the model has heads 0-{n_heads - 1})"
-            )
+    def check(self, n_layers: int, n_heads: int, model: str = "") -> Head:
+        """This head if the model (named `model`, if given) has it (`n_layers` layers of
+        `n_heads` heads), else `ValueError` saying which index is out of range, e.g.
+        `layer: 2 is out of range for tiny-ioi (2 layers: 0-1)`."""
+        where = f" for {model}" if model else ""
+        for name, value, limit in (("layer", self.layer, n_layers), ("head", self.head, n_heads)):
+            if not 0 <= value < limit:
+                raise ValueError(
+                    f"{name}: {value} is out of range{where} ({limit} {name}s: 0-{limit - 1})"
+                )
         return self
 
 

@@ -39,6 +39,7 @@ CHARS_PER_TOKEN_BOUND = 16
 
 HookFn = Callable[..., torch.Tensor | None]
 HookSpec = Mapping[str, HookFn] | Iterable[tuple[str, HookFn]]
+_NO_INDEX = object()  # `check_head(head)` given one value, not a (layer, head) pair
 
 
 @dataclass(eq=False)
@@ -68,14 +69,17 @@ class Model:
     # ------------------------------------------------------------------ dimensions
     @property
     def cfg(self) -> Any:
+        """The bridge's TransformerLens config."""
         return self.bridge.cfg
 
     @property
     def n_layers(self) -> int:
+        """Number of transformer blocks."""
         return int(self.cfg.n_layers)
 
     @property
     def n_heads(self) -> int:
+        """Attention (query) heads per layer."""
         return int(self.cfg.n_heads)
 
     @property
@@ -85,26 +89,32 @@ class Model:
 
     @property
     def d_head(self) -> int:
+        """Dimension of each head's queries, keys and values."""
         return int(self.cfg.d_head)
 
     @property
     def d_model(self) -> int:
+        """Width of the residual stream."""
         return int(self.cfg.d_model)
 
     @property
     def d_vocab(self) -> int:
+        """Vocabulary size."""
         return int(self.cfg.d_vocab)
 
     @property
     def n_ctx(self) -> int:
+        """Longest context (positions) the model takes."""
         return int(self.cfg.n_ctx)
 
     @property
     def tokenizer(self) -> Any:
+        """The HuggingFace tokenizer."""
         return self.bridge.tokenizer
 
     @property
     def device(self) -> torch.device:
+        """The device the weights are on."""
         return next(self.bridge.original_model.parameters()).device
 
     @property
@@ -226,12 +236,12 @@ class Model:
 
     __call__ = forward
 
-    def check_head(self, head: Any, index: Any = None) -> Head:
+    def check_head(self, head: Any, index: Any = _NO_INDEX) -> Head:
         """The `Head` this model has, from `check_head("L1H2")`, `check_head((1, 2))` or
         `check_head(1, 2)`; `ValueError` naming the problem for anything else (bools,
         negatives, indices out of range)."""
-        found = Head.parse(head) if index is None else Head.of(head, index)
-        return found.check(self.n_layers, self.n_heads)
+        found = Head.parse(head) if index is _NO_INDEX else Head.of(head, index)
+        return found.check(self.n_layers, self.n_heads, self.name)
 
     def check_hook_names(self, names: Iterable[str]) -> list[str]:
         """Return the names as a list, raising `ValueError` naming any unknown hook."""

@@ -1,5 +1,18 @@
 """Result base type: every analysis returns a frozen dataclass deriving from `Result`.
 
+The convention (docs/architecture.md, "Conventions"):
+- A one-shot analysis is a function `fn(model, ..., *, options) -> XResult`. A stateful or
+  learned tool (`HeadHunter`, `TokenAttack`) is a scikit-learn-style estimator: keyword-only
+  `__init__`, `fit(...) -> self`, learned attributes ending in `_`, its outcome in `result_`
+  (an `XResult`).
+- Every result is a frozen dataclass deriving from `Result` with the class attributes `kind`
+  (its one canonical run-store kind, snake_case) and `plot_kinds` (what `.plot(kind)` draws;
+  `plot_kinds[0]` is the default), a `model_name` field (or property), `.to_frame()`,
+  `.plot(kind=plot_kinds[0], ...)` and an exact JSON round trip.
+- `result_type(kind)` finds a result class from a stored kind; `RunStore.save(result)` stores a
+  run under `result.kind`, and runs stored under an older kind name (`KIND_ALIASES`, e.g.
+  "corpus-stats") are read back under the canonical one (`canonical_kind`).
+
 A result holds finished numbers (CPU tensors, arrays, frames, token strings, the config used);
 `to_frame()` gives the long pandas table, `plot()` draws a plotly figure from the stored numbers
 and never recomputes, `tables()` names every table the run store should write as Parquet.
@@ -47,14 +60,25 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 SCHEMA_VERSION = 1
+KIND_ALIASES: dict[str, str] = {"corpus-stats": "corpus_stats", "stats": "attention_stats"}
+"""Run-store kinds used before the kinds were fixed on the result classes -> canonical kind."""
 _TAG = "$t"
 _FLOATS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 class Result(abc.ABC):
-    """Base for analysis results; subclasses are `@dataclass(frozen=True)`."""
+    """Base for analysis results; subclasses are `@dataclass(frozen=True)`.
 
+    A concrete result sets the class attributes `kind` (canonical run-store kind, snake_case,
+    unique among result types) and `plot_kinds` (`.plot()` kinds, default first), and has a
+    `model_name`. Classes without a `kind` (ad-hoc results in tests, scripts) still encode and
+    store, but the store needs an explicit `kind=` for them.
+    """
+
+    kind: ClassVar[str] = ""
+    plot_kinds: ClassVar[tuple[str, ...]] = ()
     _registry: ClassVar[dict[str, type[Result]]] = {}
+    _kinds: ClassVar[dict[str, type[Result]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -66,6 +90,19 @@ class Result(abc.ABC):
                 f"rename {cls.__module__}.{key}"
             )
         Result._registry[key] = cls
+        kind = cls.__dict__.get("kind")
+        if kind:
+            same = Result._kinds.get(kind)
+            if same is not None and (same.__module__, same.__qualname__) != (cls.__module__, key):
+                raise TypeError(
+                    f"result kind {kind!r} is already used by {same.__module__}.{same.__qualname__}"
+                )
+            Result._kinds[kind] = cls
+
+    @classmethod
+    def _stored_fields(cls, fields: dict[str, Any]) -> dict[str, Any]:
+        """Hook for `from_json`: rename fields written by older versions (default: as is)."""
+        return fields
 
     @abc.abstractmethod
     def to_frame(self) -> pd.DataFrame:
@@ -95,6 +132,25 @@ class Result(abc.ABC):
         if not isinstance(result, cls):
             raise TypeError(f"JSON holds a {type(result).__qualname__}, not a {cls.__qualname__}")
         return result
+
+
+def canonical_kind(kind: str) -> str:
+    """The canonical run-store kind for `kind` (older names mapped through `KIND_ALIASES`)."""
+    return KIND_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
+
+
+def result_kinds() -> dict[str, type[Result]]:
+    """Every registered result class by its kind (import `analysis` and `circuits` first)."""
+    return dict(sorted(Result._kinds.items()))
+
+
+def result_type(kind: str) -> type[Result]:
+    """The result class stored under `kind` (an older alias works); ValueError when unknown."""
+    cls = Result._kinds.get(canonical_kind(kind)) if isinstance(kind, str) else None
+    if cls is None:
+        known = ", ".join(sorted(Result._kinds)) or "none registered"
+        raise ValueError(f"kind: unknown result kind {kind!r} (known: {known})")
+    return cls
 
 
 def frame_to_parquet(df: pd.DataFrame, dest: IO[bytes]) -> None:
@@ -195,7 +251,7 @@ def _decode_result(body: dict[str, Any]) -> Result:
     if cls is None:
         raise ValueError(f"unknown result type {name!r} (is the module defining it imported?)")
     fields = {k: _decode(v) for k, v in body.get("fields", {}).items()}
-    return cls(**fields)
+    return cls(**cls._stored_fields(fields))
 
 
 def _decode(value: Any) -> Any:

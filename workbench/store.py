@@ -6,6 +6,9 @@ Layout under the root (`WORKBENCH_STORE`, else the platform user-data dir):
 its index), `workbench.store_writer` (`RunWriter`, re-exported here), `workbench.store_repair`
 (index checks and rebuilds, staging clean-up).
 
+Kinds: `save(result)` files a run under `result.kind` (the result type's one canonical kind,
+`workbench.results`); runs stored under an older kind name are listed under the canonical one.
+
 Atomic publish: `begin_run` inserts a 'running' row (with the writer's pid and host) and then
 creates the staging folder; tables are written as `name.parquet.tmp`, fsynced and renamed;
 `commit` fsyncs the folder, renames it into `runs/` and only then sets status 'complete'.
@@ -61,7 +64,7 @@ import pandas as pd
 import platformdirs
 
 from workbench import store_repair
-from workbench.results import Result, frame_from_parquet
+from workbench.results import KIND_ALIASES, Result, canonical_kind, frame_from_parquet
 from workbench.store_repair import DEFAULT_GRACE_S, RepairReport, writer_dead
 from workbench.store_writer import RunWriter, validate_name
 
@@ -251,8 +254,13 @@ class RunStore:
 
     def begin_run(self, *, kind: str, model: str, config: dict[str, Any]) -> RunWriter:
         """Start a run: a 'running' row, then a staging folder holding `writer.json`; returns
-        its writer."""
-        row = {"kind": kind, "model": model, "config": _config_text(config), "pid": os.getpid()}
+        its writer. `kind` is stored canonical (`workbench.results.canonical_kind`)."""
+        row = {
+            "kind": canonical_kind(kind),
+            "model": model,
+            "config": _config_text(config),
+            "pid": os.getpid(),
+        }
         row.update(status="running", host=socket.gethostname(), created_at=_now())
         for _ in range(5):  # retry in the unlikely event of an id collision
             row["run_id"] = new_run_id()
@@ -273,10 +281,13 @@ class RunStore:
         if not ids or len(set(ids)) != len(ids):
             raise ValueError("shard_ids: expected a non-empty list of distinct ids")
         manifest = json.dumps(ids).encode()
+        kinds = [canonical_kind(kind)]
+        kinds += [old for old, new in KIND_ALIASES.items() if new == kinds[0]]
         rows, _ = self._sql(
-            "SELECT * FROM runs WHERE kind = ? AND model = ? AND config = ? AND status IN "
-            "('interrupted', 'running') ORDER BY created_at DESC, run_id DESC",
-            (kind, model, _config_text(config)),
+            f"SELECT * FROM runs WHERE kind IN ({', '.join('?' * len(kinds))}) AND model = ? "
+            "AND config = ? AND status IN ('interrupted', 'running') "
+            "ORDER BY created_at DESC, run_id DESC",
+            (*kinds, model, _config_text(config)),
         )
         for row in rows:
             staged = self.staging_dir / row["run_id"] / "shards.json"
@@ -301,8 +312,32 @@ class RunStore:
         folder = self._published(run_id) / "shards"
         return {p.stem: _read_table(p) for p in sorted(folder.glob("*.parquet"))}
 
-    def save(self, result: Result, *, kind: str, model: str, config: dict[str, Any]) -> str:
-        """Store `result` (its JSON and every table) as a new published run; returns its id."""
+    def save(
+        self,
+        result: Result,
+        *,
+        kind: str | None = None,
+        model: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> str:
+        """Store `result` (its JSON and every table) as a new published run; returns its id.
+
+        kind: defaults to `result.kind` (pass it only for a result class without one).
+        model: defaults to `result.model_name`. config: defaults to `result.config` if the
+        result has a dict `config`, else `{}`.
+        """
+        kind = kind or type(result).kind
+        if not kind:
+            raise ValueError(f"kind: {type(result).__qualname__} has no kind; pass kind=")
+        if model is None:
+            model = getattr(result, "model_name", None)
+            if not isinstance(model, str):
+                raise ValueError(
+                    f"model: {type(result).__qualname__} has no model_name; pass model="
+                )
+        if config is None:
+            config = getattr(result, "config", None)
+            config = config if isinstance(config, dict) else {}
         with self.begin_run(kind=kind, model=model, config=config) as run:
             run.write_result(result)
         return run.run_id
@@ -344,7 +379,7 @@ class RunStore:
         completed = row["completed_at"]
         return RunInfo(
             row["run_id"],
-            row["kind"],
+            canonical_kind(row["kind"]),
             row["model"],
             json.loads(row["config"]),
             status,

@@ -76,6 +76,7 @@ class RepairReport:
 
     @property
     def changed(self) -> bool:
+        """Whether the repair found a problem, re-indexed or dropped anything."""
         return bool(self.problem or self.indexed or self.dropped)
 
     @property
@@ -97,6 +98,7 @@ class RepairReport:
         return text
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-ready data (paths as strings)."""
         return {
             "problem": self.problem,
             "moved_to": str(self.moved_to) if self.moved_to else None,

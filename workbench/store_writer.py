@@ -35,6 +35,7 @@ def validate_name(name: str, what: str = "name") -> str:
 
 
 def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries to disk (POSIX; a no-op elsewhere)."""
     if os.name != "posix":  # directories cannot be opened for fsync on Windows
         return
     fd = os.open(path, os.O_RDONLY)

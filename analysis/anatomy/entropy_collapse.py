@@ -23,7 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,7 @@ from analysis.anatomy.label_placement import label_positions
 from analysis.anatomy.linalg import factored_svd
 from workbench.adapters import weights
 from workbench.adapters.snapshots import model_with_weights
+from workbench.heads import Head
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 class EntropyCollapse(Result):
     """Per-head entropy and QK spectral norm at each checkpoint (see module docstring)."""
 
+    kind: ClassVar[str] = "entropy_collapse"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("scatter", "trajectories")
     model_name: str
     table: pd.DataFrame  # checkpoint, step, layer, head, entropy, spectral_norm
     correlations: dict  # checkpoint -> Spearman rho(entropy, spectral_norm)
@@ -68,12 +71,12 @@ class EntropyCollapse(Result):
                 label_positions(
                     last.spectral_norm,
                     last.entropy,
-                    [f"L{r.layer}H{r.head}" for r in last.itertuples()],
+                    [str(Head(r.layer, r.head)) for r in last.itertuples()],
                 ),
                 last.index,
             )  # [head] plotly textposition chosen to avoid overprinting
             for layer, part in last.groupby("layer", sort=True):
-                labels = [f"L{r.layer}H{r.head}" for r in part.itertuples()]
+                labels = [str(Head(r.layer, r.head)) for r in part.itertuples()]
                 fig.add_scatter(
                     x=part.spectral_norm,
                     y=part.entropy,
@@ -93,10 +96,10 @@ class EntropyCollapse(Result):
                     x=part.spectral_norm,
                     y=part.entropy,
                     mode="lines+markers",
-                    name=f"L{layer}H{head}",
+                    name=str(Head(layer, head)),
                     text=part.checkpoint,
                     marker={"size": np.linspace(5, 12, len(part))},  # grows with training
-                    hovertemplate=f"L{layer}H{head} %{{text}}: norm %{{x:.3f}}, "
+                    hovertemplate=f"{Head(layer, head)} %{{text}}: norm %{{x:.3f}}, "
                     "entropy %{y:.3f}<extra></extra>",
                 )
             title = (

@@ -27,13 +27,14 @@ ignore everything the residual stream adds before the layer (an approximation fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from analysis.anatomy.linalg import effective_ranks, factored_svd
 from workbench.adapters import weights
+from workbench.heads import Head
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 class HeadSVD(Result):
     """QK / OV singular decomposition of one head (see module docstring)."""
 
+    kind: ClassVar[str] = "head_svd"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("spectrum", "readouts")
     model_name: str
     layer: int
     head: int
@@ -104,7 +107,7 @@ class HeadSVD(Result):
         """`spectrum` (singular values of QK and OV) or `readouts` (token table)."""
         import plotly.graph_objects as go
 
-        title = f"{self.model_name} L{self.layer}H{self.head}"
+        title = f"{self.model_name} {Head(self.layer, self.head)}"
         if kind in (None, "spectrum"):
             fig = go.Figure()
             for matrix, s in (
@@ -208,7 +211,7 @@ def qk_ov_svd(
 
     `n_components` singular directions get `top_tokens` token readouts per sign.
     """
-    weights.check_layer_head(model, layer, head)
+    layer, head = model.check_head(layer, head)
     for name, value, low in (("n_components", n_components, 0), ("top_tokens", top_tokens, 1)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")

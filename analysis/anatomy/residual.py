@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from workbench.adapters import weights
+from workbench.heads import Head
 
 if TYPE_CHECKING:
     from workbench.model import Model
@@ -115,7 +116,7 @@ def _layer_parts(cache: dict, model: Model, m: int) -> dict[str, np.ndarray]:
     w_o, b_o = weights.output_weights(model, m)  # [head, d_head, d_model], [d_model]
     z = _f64(cache[f"blocks.{m}.attn.hook_z"][0])  # [pos, head, d_head]
     per_head = np.einsum("phd,hdm->hpm", z, w_o)  # [head, pos, d_model]
-    parts = {f"L{m}H{h}": per_head[h] for h in range(model.n_heads)}
+    parts = {str(Head(m, h)): per_head[h] for h in range(model.n_heads)}
     parts[f"L{m} attn bias"] = np.broadcast_to(b_o, per_head.shape[1:]).copy()
     return parts
 

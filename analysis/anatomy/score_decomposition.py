@@ -31,7 +31,7 @@ post-LN encoders are linearised at each norm's observed scale (exact at that poi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,7 @@ import torch
 from analysis.anatomy.linalg import factored_svd, fewest_reaching
 from analysis.anatomy.residual import attention_input, prompt_tokens
 from workbench.adapters import weights
+from workbench.heads import Head
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 class ScoreDecomposition(Result):
     """The d_head singular terms of one attention score (see module docstring)."""
 
+    kind: ClassVar[str] = "score_decomposition"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("bars",)
     model_name: str
     layer: int
     head: int
@@ -139,7 +142,7 @@ class ScoreDecomposition(Result):
         q, k = self.str_tokens[self.query], self.str_tokens[self.key]
         fig.update_layout(
             title=(
-                f"{self.model_name} L{self.layer}H{self.head} {q!r}@{self.query} -> {k!r}@{self.key}: "
+                f"{self.model_name} {Head(self.layer, self.head)} {q!r}@{self.query} -> {k!r}@{self.key}: "
                 f"score {self.score:.3g}, {self.sparsity}/{len(self.terms)} components reach {self.share:.0%}"
             ),
             xaxis_title="singular component",
@@ -156,6 +159,8 @@ class ScoreDecomposition(Result):
 class UpstreamContributions(Result):
     """How much each upstream source writes along a decomposition's selected components."""
 
+    kind: ClassVar[str] = "upstream_contributions"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("bars",)
     model_name: str
     layer: int
     head: int
@@ -193,7 +198,7 @@ class UpstreamContributions(Result):
             )
         longest = max((len(str(s)) for s in self.contributions.source), default=4)
         fig.update_layout(
-            title=f"{self.model_name} L{self.layer}H{self.head}: upstream contributions "
+            title=f"{self.model_name} {Head(self.layer, self.head)}: upstream contributions "
             f"to components {self.selected} ({self.query} -> {self.key})",
             showlegend=False,
             height=max(360, 140 + 30 * n),
@@ -237,7 +242,7 @@ def decompose_score(
     firing_threshold: float = 0.5,
 ) -> ScoreDecomposition:
     """Decompose head (layer, head)'s raw score from `query` to `key` into singular terms."""
-    weights.check_layer_head(model, layer, head)
+    layer, head = model.check_head(layer, head)
     if not 0 < share <= 1:
         raise ValueError(f"share: must be in (0, 1], got {share}")
     tokens = prompt_tokens(model, prompt)  # [1, pos]
@@ -285,7 +290,7 @@ def firing_pairs(
     model: Model, prompt: str | torch.Tensor, layer: int, head: int, *, threshold: float = 0.5
 ) -> list[tuple[int, int]]:
     """(query, key) pairs of one prompt whose attention probability is >= `threshold`."""
-    weights.check_layer_head(model, layer, head)
+    layer, head = model.check_head(layer, head)
     tokens = prompt_tokens(model, prompt)
     pattern = attention_input(model, tokens, layer).pattern[head]  # [query, key]
     return [(int(q), int(k)) for q, k in zip(*np.nonzero(pattern >= threshold), strict=True)]
@@ -296,9 +301,9 @@ def _source_kind(name: str) -> tuple[str, int, int]:
     if name in ("embed", "pos_embed", "bias"):
         return ("bias" if name == "bias" else "embed"), -1, -1
     layer_part, _, rest = name.partition(" ")
-    if not rest:  # "L{m}H{h}"
-        m, h = layer_part[1:].split("H")
-        return "head", int(m), int(h)
+    if not rest:  # a head, "L{m}H{h}"
+        m, h = Head.parse(layer_part)
+        return "head", m, h
     return ("mlp" if rest == "mlp" else "bias"), int(layer_part[1:]), -1
 
 

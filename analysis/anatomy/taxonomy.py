@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ from transformer_lens import head_detector
 
 from analysis.anatomy import probe_data as data
 from analysis.anatomy.label_placement import label_positions
+from workbench.heads import Head
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -62,6 +63,8 @@ LOCAL_BUCKETS = 3  # distance buckets 0, [1, 2), [2, 4): distance < 4
 class HeadTaxonomy(Result):
     """Per-head behaviour scores, labels, clusters and the PCA map (see module docstring)."""
 
+    kind: ClassVar[str] = "head_taxonomy"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("heatmap", "clusters")
     model_name: str
     scores: (
         pd.DataFrame
@@ -92,7 +95,7 @@ class HeadTaxonomy(Result):
         """`heatmap` (heads x behaviour scores) or `clusters` (2-D PCA map coloured by cluster)."""
         import plotly.graph_objects as go
 
-        names = [f"L{r.layer}H{r.head}" for r in self.scores.itertuples()]
+        names = [str(Head(r.layer, r.head)) for r in self.scores.itertuples()]
         if kind in (None, "heatmap"):
             values = self.scores[list(BEHAVIOURS)].to_numpy().T  # [behaviour, head]
             fig = go.Figure(
@@ -118,7 +121,7 @@ class HeadTaxonomy(Result):
             return fig
         if kind == "clusters":
             fig = go.Figure()
-            labels = [f"L{r.layer}H{r.head} {r.label}" for r in self.scores.itertuples()]
+            labels = [f"{Head(r.layer, r.head)} {r.label}" for r in self.scores.itertuples()]
             where = pd.Series(
                 label_positions(self.scores.pc1, self.scores.pc2, labels), self.scores.index
             )  # [head] plotly textposition chosen to avoid overprinting

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from analysis.steering.head_perturbation import pattern_hook_name
+from workbench.heads import Head, parse_heads
 
 if TYPE_CHECKING:
     from workbench.model import Model
@@ -63,6 +64,7 @@ class AttackCase:
 
 
 def init_token(model: Model, init: str) -> int:
+    """The id of `init`, which must be exactly one token of the model's vocabulary."""
     ids = model.tokenizer.encode(init, add_special_tokens=False)
     if len(ids) != 1:
         raise ValueError(f"init: {init!r} is {len(ids)} tokens for {model.name}; need exactly one")
@@ -207,16 +209,20 @@ def uniform_entropy(query_rows: torch.Tensor, n_keys: int, *, causal: bool) -> t
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """Which objective and attention term an attack optimises (see module docstring)."""
+    """Which objective and attention term an attack optimises (see module docstring).
+
+    `heads`: the targeted heads, anything `parse_heads` reads (`"L1H2, L0H3"`, `[(1, 2)]`)."""
 
     name: str = "flip"
-    heads: tuple[tuple[int, int], ...] = ()
+    heads: tuple[Head, ...] = ()
     dissipation_weight: float = 0.0
     dissipation: str = "entropy"
     cosine_threshold: float = 0.5
     margin: float = 1.0
 
     def __post_init__(self) -> None:
+        no_heads = isinstance(self.heads, tuple | list) and not self.heads
+        object.__setattr__(self, "heads", () if no_heads else parse_heads(self.heads))
         if self.name not in OBJECTIVES:
             raise ValueError(
                 f"objective: unknown objective {self.name!r}; choose from {OBJECTIVES}"
@@ -232,18 +238,20 @@ class ObjectiveSpec:
 
     @property
     def layers(self) -> list[int]:
+        """The layers of the targeted heads, sorted, each once."""
         return sorted({layer for layer, _ in self.heads})
 
     def readout(self, model: Model) -> str | None:
+        """The hook to read the sentence embedding from (embedding objective), else None."""
         return f"blocks.{model.n_layers - 1}.hook_out" if self.name == "embedding" else None
 
     def check(self, model: Model) -> None:
+        """ValueError unless the objective fits `model` (encoder/decoder) and its heads exist."""
         if (self.name == "embedding") == model.is_causal:
             kind = "an encoder" if self.name == "embedding" else "a decoder"
             raise ValueError(f"objective: {self.name!r} needs {kind}; {model.name} is not one")
-        for layer, head in self.heads:
-            if not (0 <= layer < model.n_layers and 0 <= head < model.n_heads):
-                raise ValueError(f"heads: {layer}.{head} is out of range for {model.name}")
+        for head in self.heads:
+            model.check_head(head)
 
     def task_loss(
         self, output: torch.Tensor, case: AttackCase, *, clamp: bool = True

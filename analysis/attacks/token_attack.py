@@ -37,7 +37,7 @@ import copy
 import functools
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 import torch
@@ -54,6 +54,7 @@ from analysis.attacks.objectives import (
     text_cases,
 )
 from workbench.executors import Executor, Shard, digest, make_shards, run_sharded
+from workbench.heads import Head
 from workbench.results import Result
 
 PER_PROMPT_JSON = ("before", "after", "curve", "final_tokens")  # shard-table columns, as JSON
@@ -70,16 +71,22 @@ class AttackResult(Result):
     """Per-prompt outcomes (`to_frame()`, `prompts`) and the targeted heads' attention
     statistics before and after (`head_stats`); `curves` holds each prompt's loss per step."""
 
+    kind: ClassVar[str] = "attack"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("metric", "entropy", "loss")
     model_name: str
     objective: str
-    heads: tuple[tuple[int, int], ...]
+    heads: tuple[Head, ...]  # stored as [layer, head] pairs, read back as `Head`s
     config: dict
     prompts: pd.DataFrame  # index, success, steps_used, loss/metric before and after, texts
     head_stats: pd.DataFrame  # index, stage, layer, head, entropy, uniform_entropy, sink, max_prob
     curves: dict = field(default_factory=dict)  # {prompt index (str): [loss per step]}
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", tuple(Head.parse(h) for h in self.heads))
+
     @property
     def success_rate(self) -> float:
+        """Share of the prompts on which the attack succeeded (0..1)."""
         return float(self.prompts["success"].mean())
 
     @property
@@ -114,7 +121,10 @@ class AttackResult(Result):
             fig = px.bar(frame, x="index", y="value", color="stage", barmode="group")
         elif kind == "entropy":
             frame = self.head_stats.assign(
-                head_name=lambda d: d["layer"].astype(str) + "." + d["head"].astype(str)
+                head_name=lambda d: [
+                    str(Head(layer, head))
+                    for layer, head in zip(d["layer"], d["head"], strict=True)
+                ]
             )
             frame = frame.groupby(["head_name", "stage"], as_index=False)[
                 ["entropy", "uniform_entropy"]
@@ -161,7 +171,7 @@ class TokenAttack:
     ) -> None:
         self.spec = ObjectiveSpec(
             name=objective,
-            heads=tuple((int(a), int(b)) for a, b in heads),
+            heads=heads,
             dissipation_weight=dissipation_weight,
             dissipation=dissipation,
             cosine_threshold=cosine_threshold,

@@ -35,19 +35,6 @@ def token_labels(tokens: list[str]) -> list[str]:
     return [f"{i}:{visible_token(t)}" for i, t in enumerate(tokens)]
 
 
-def check_head(model: Model, layer: int, head: int) -> tuple[int, int]:
-    """`(layer, head)` as ints, or a `ValueError` naming the one out of range."""
-    for name, value, limit, unit in (
-        ("layer", layer, model.n_layers, "layers"),
-        ("head", head, model.n_heads, "heads"),
-    ):
-        if not isinstance(value, int | np.integer) or not 0 <= value < limit:
-            raise ValueError(
-                f"{name}: {value} is out of range for {model.name} ({limit} {unit}: 0-{limit - 1})"
-            )
-    return int(layer), int(head)
-
-
 @dataclass(frozen=True)
 class HeadPattern:
     """One head's attention pattern on one prompt (numpy, picklable, JSON-friendly)."""
@@ -59,6 +46,7 @@ class HeadPattern:
     pattern: np.ndarray  # [query, key], rows sum to 1
 
     def to_dict(self) -> dict:
+        """The pattern as plain JSON-ready data (lists instead of arrays)."""
         return {
             "model": self.model,
             "layer": self.layer,
@@ -72,7 +60,7 @@ def attention_pattern(model: Model, prompt: str, layer: int, head: int) -> HeadP
     """One head's pattern on one prompt (raises `ValueError` for bad prompt/layer/head)."""
     import torch
 
-    layer, head = check_head(model, layer, head)
+    layer, head = model.check_head(layer, head)
     tokens = model.to_tokens(prompt)  # [1, pos]
     name = f"blocks.{layer}.attn.hook_pattern"
     with torch.no_grad():
@@ -140,7 +128,6 @@ def pattern_figure(
 __all__ = [
     "HeadPattern",
     "attention_pattern",
-    "check_head",
     "pattern_figure",
     "token_labels",
     "visible_token",

@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,7 @@ from workbench.executors import (
     open_sharded_run,
     run_sharded,
 )
+from workbench.heads import Head
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
 
 STATISTICS = ("entropy", "sink", "max_prob", "mean_distance")
 DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
-KIND = "corpus-stats"
 
 
 def n_distance_buckets(n_ctx: int) -> int:
@@ -79,10 +79,18 @@ class CorpusStats(Result):
         run_id: the run in the store, or None when no store was given.
     """
 
+    kind: ClassVar[str] = "corpus_stats"
+    plot_kinds: ClassVar[tuple[str, ...]] = (*STATISTICS, "distance")
+
     per_head: pd.DataFrame
     distance_hist: torch.Tensor
     config: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        """The model the statistics come from (`config["model"]`)."""
+        return str(self.config.get("model", ""))
 
     def to_frame(self) -> pd.DataFrame:
         return self.per_head.copy()
@@ -168,18 +176,16 @@ class CorpusStats(Result):
             raise ValueError("layer/head: give both to plot one head's histogram, or neither")
         if layer is not None:
             n_layers, n_heads, _ = self.distance_hist.shape
-            if not (0 <= layer < n_layers and 0 <= head < n_heads):
-                raise ValueError(
-                    f"layer/head: L{layer}H{head} is out of range ({n_layers} layers, "
-                    f"{n_heads} heads)"
-                )
+            layer, head = Head.of(layer, head).check(
+                n_layers, n_heads, self.config.get("model", "")
+            )
             frame = frame[(frame["layer"] == layer) & (frame["head"] == head)]
         fig = go.Figure()
         for (layer_, head_), rows in frame.groupby(["layer", "head"], sort=True):
             label = [f"[{lo},{hi})" for lo, hi in zip(rows["lo"], rows["hi"], strict=True)]
-            fig.add_bar(x=label, y=rows["mass"], name=f"L{layer_}H{head_}")
+            fig.add_bar(x=label, y=rows["mass"], name=str(Head(layer_, head_)))
         title = f"{self._model_prefix()}mean attention mass per distance" + (
-            f", L{layer}H{head}" if layer is not None else ""
+            f", {Head(layer, head)}" if layer is not None else ""
         )
         fig.update_layout(
             barmode="group",
@@ -294,7 +300,7 @@ def corpus_stats(
         )
         return _result(outcome.frames, quantiles, config, executor_name, None)
     with open_sharded_run(
-        run_store, kind=KIND, model=model.name, config=config, shards=shards
+        run_store, kind=CorpusStats.kind, model=model.name, config=config, shards=shards
     ) as run:
         outcome = run_sharded(
             shard_fn,

@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from analysis.statistics import head_stats_plots as plots
+from workbench.heads import Head
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class HeadStats(Result):
     block_mass: torch.Tensor | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
+    kind: ClassVar[str] = "attention_stats"
     # The kinds `plot(kind)` draws (read by `workbench figure stats --kind`).
     plot_kinds: ClassVar[tuple[str, ...]] = PLOT_KINDS
 
@@ -81,14 +83,17 @@ class HeadStats(Result):
 
     @property
     def lengths(self) -> list[int]:
+        """Number of queries (tokens) of each prompt."""
         return [len(t) for t in self.tokens]
 
     @property
     def n_layers(self) -> int:
+        """Number of layers in the statistics."""
         return int(self._any_tensor().shape[1])
 
     @property
     def n_heads(self) -> int:
+        """Number of heads per layer in the statistics."""
         return int(self._any_tensor().shape[2])
 
     def _any_tensor(self) -> torch.Tensor:
@@ -185,18 +190,12 @@ class HeadStats(Result):
             raise ValueError(f"kind: unknown plot kind {kind!r}; choose from {list(PLOT_KINDS)}")
         return getattr(head_stats_plots, f"plot_{kind}")(self, **kwargs)
 
-    def head_index(self, layer: Any, head: Any) -> tuple[int, int]:
-        """Check a (layer, head) pair against this result; ValueError naming the bad one."""
-        for arg, value, size in (("layer", layer, self.n_layers), ("head", head, self.n_heads)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise ValueError(f"{arg}: expected an integer, got {value!r}")
-            if not 0 <= value < size:
-                raise ValueError(
-                    f"{arg}: {value} is out of range for {self.model_name} ({size} {arg}s)"
-                )
-        return int(layer), int(head)
+    def head_index(self, layer: Any, head: Any) -> Head:
+        """The `Head` (layer, head) if this result has it; ValueError naming the bad index."""
+        return Head.of(layer, head).check(self.n_layers, self.n_heads, self.model_name)
 
     def prompt_index(self, prompt: Any) -> int:
+        """`prompt` checked as an index into `prompts` (ValueError otherwise)."""
         if isinstance(prompt, bool) or not isinstance(prompt, int | np.integer):
             raise ValueError(f"prompt: expected an integer index, got {prompt!r}")
         if not 0 <= prompt < len(self.tokens):

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import plotly.graph_objects as go
 
+from workbench.heads import Head
+
 if TYPE_CHECKING:
     from analysis.statistics.head_stats import HeadStats
 
@@ -56,7 +58,7 @@ def plot_query(
         )
     )
     figure.update_layout(
-        title=f"{result.model_name}: {stat} of L{layer}H{head}, prompt {prompt}",
+        title=f"{result.model_name}: {stat} of {Head(layer, head)}, prompt {prompt}",
         xaxis={"title": "query", "tickmode": "array", "tickvals": positions, "ticktext": tokens},
         yaxis={"title": stat},
     )
@@ -79,7 +81,7 @@ def plot_distance(result: HeadStats, *, layer: int, head: int) -> go.Figure:
     mass = hist.double().reshape(-1, hist.shape[-1]).nanmean(dim=0).numpy()  # [bucket]
     figure = go.Figure(go.Bar(x=bucket_labels(len(mass)), y=mass))
     figure.update_layout(
-        title=f"{result.model_name}: attention mass by query-key distance, L{layer}H{head}",
+        title=f"{result.model_name}: attention mass by query-key distance, {Head(layer, head)}",
         xaxis={"title": "distance |i - j|", "type": "category"},
         yaxis={"title": "mean attention mass"},
     )
@@ -109,7 +111,7 @@ def plot_block_mass(result: HeadStats, *, layer: int, head: int, prompt: int = 0
         )
     )
     figure.update_layout(
-        title=f"{result.model_name}: attention mass per {block}-key block, L{layer}H{head}",
+        title=f"{result.model_name}: attention mass per {block}-key block, {Head(layer, head)}",
         xaxis={"title": "key block", "type": "category"},
         yaxis={"title": "query", "autorange": "reversed"},
     )

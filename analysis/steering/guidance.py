@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from analysis.steering.head_perturbation import HeadPerturbation, perturbed
+from workbench.heads import Head
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -89,9 +90,11 @@ class GuidanceResult(Result):
     norm of the logit shift over the plausibility set, `plain_token` = the clean argmax.
     """
 
+    kind: ClassVar[str] = "guidance"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("shift",)
     model_name: str
     prompt: str
-    heads: tuple[tuple[int, int], ...]
+    heads: tuple[Head, ...]  # stored as [layer, head] pairs, read back as `Head`s
     method: str
     u: float
     w: float
@@ -105,6 +108,9 @@ class GuidanceResult(Result):
     shift_chosen: torch.Tensor  # [step]
     shift_norm: torch.Tensor  # [step]
     text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", tuple(Head.parse(h) for h in self.heads))
 
     @property
     def n_changed(self) -> int:
@@ -135,7 +141,7 @@ class GuidanceResult(Result):
         fig = go.Figure()
         fig.add_bar(x=labels, y=frame["shift_chosen"], name="shift of chosen token")
         fig.add_scatter(x=labels, y=frame["shift_norm"], name="shift norm", mode="lines+markers")
-        heads = ",".join(f"{layer}.{head}" for layer, head in self.heads)
+        heads = ",".join(str(head) for head in self.heads)
         fig.update_layout(
             title=f"{self.model_name}: guidance w={self.w} on {heads} ({self.method}, u={self.u})",
             xaxis_title="step:token",

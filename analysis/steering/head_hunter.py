@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 import torch
@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from analysis.steering.guidance import guided_logits
 from analysis.steering.head_perturbation import HeadPerturbation
 from workbench.executors import Executor, Shard, make_shards, resolve_executor, run_sharded
+from workbench.heads import Head, parse_heads
 from workbench.results import Result
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class Objective:
 
     @property
     def n_prompts(self) -> int:
+        """Number of prompts (rows of `tokens`)."""
         return int(self.tokens.shape[0])
 
 
@@ -107,17 +109,22 @@ def split_rows(n: int, *, heldout_fraction: float = 0.5, seed: int = 0):
 class HeadSearchResult(Result):
     """Greedy search history, layer baselines and held-out comparison of guidance settings."""
 
+    kind: ClassVar[str] = "head_search"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("comparison", "history")
     model_name: str
     objective: str
     method: str
     u: float
     w: float
     alpha: float
-    heads: tuple[tuple[int, int], ...]
+    heads: tuple[Head, ...]  # stored as [layer, head] pairs, read back as `Head`s
     best_layer: int
     history: pd.DataFrame  # round, layer, head, score (select split), chosen
     layers: pd.DataFrame  # layer, select, heldout
     comparison: dict = field(default_factory=dict)  # {split: {setting: mean score}}
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "heads", tuple(Head.parse(h) for h in self.heads))
 
     def to_frame(self) -> pd.DataFrame:
         return self.history
@@ -140,7 +147,10 @@ class HeadSearchResult(Result):
             fig = px.bar(frame, x="setting", y="score", color="split", barmode="group")
         elif kind == "history":
             frame = self.history.assign(
-                head_name=lambda d: d["layer"].astype(str) + "." + d["head"].astype(str)
+                head_name=lambda d: [
+                    str(Head(layer, head))
+                    for layer, head in zip(d["layer"], d["head"], strict=True)
+                ]
             )
             fig = px.scatter(frame, x="head_name", y="score", color="round", symbol="chosen")
         else:
@@ -162,13 +172,14 @@ class HeadHunter:
         alpha: float = 0.0,
         rounds: int = 2,
         top_k: int = 1,
-        candidates: Sequence[tuple[int, int]] | None = None,
+        candidates: str | Sequence[Any] | None = None,
         progress: bool = False,
     ) -> None:
         if rounds < 1 or top_k < 1:
             raise ValueError(f"rounds/top_k: must be >= 1, got rounds={rounds}, top_k={top_k}")
         HeadPerturbation(heads=((0, 0),), method=method, u=u)  # validates method and u
         self.method, self.u, self.w, self.alpha = method, u, w, alpha
+        candidates = None if candidates is None else parse_heads(candidates)
         self.rounds, self.top_k, self.candidates, self.progress = (
             rounds,
             top_k,
@@ -227,19 +238,19 @@ class HeadHunter:
         )
         frames = run_sharded(shard_fn, shards, model=model, executor=runner).frames
         table = pd.concat(frames, ignore_index=True)
-        return {(int(r.layer), int(r.head)): float(r.score) for r in table.itertuples()}
+        return {Head(int(r.layer), int(r.head)): float(r.score) for r in table.itertuples()}
 
     def _fit(self, model, objective, select, heldout, runner, per_shard) -> HeadHunter:
         if set(select.tolist()) & set(heldout.tolist()):
             raise ValueError("heldout: the held-out rows overlap the selection rows")
         candidates = list(
             self.candidates
-            or [(lay, h) for lay in range(model.n_layers) for h in range(model.n_heads)]
+            or [Head(lay, h) for lay in range(model.n_layers) for h in range(model.n_heads)]
         )
         HeadPerturbation(heads=tuple(candidates), method=self.method).check(model)
         orig_sel = model(objective.tokens[select].to(model.device))  # [batch, pos, d_vocab]
         orig_held = model(objective.tokens[heldout].to(model.device))
-        chosen: list[tuple[int, int]] = []
+        chosen: list[Head] = []
         best = self._score(model, objective, select, [], orig_sel)
         history = []
         bar = tqdm(total=self.rounds, disable=not self.progress, desc="head search")
@@ -271,7 +282,7 @@ class HeadHunter:
         bar.close()
         layer_rows = []
         for layer in range(model.n_layers):
-            heads = [(layer, h) for h in range(model.n_heads)]
+            heads = [Head(layer, h) for h in range(model.n_heads)]
             layer_rows.append(
                 {
                     "layer": layer,
@@ -314,7 +325,7 @@ def candidate_scores(
     hunter: HeadHunter,
     objective: Objective,
     select: torch.Tensor,
-    chosen: tuple[tuple[int, int], ...],
+    chosen: tuple[Head, ...],
 ) -> pd.DataFrame:
     """The shard function of a search round: the `select` score of (chosen + candidate) for
     every candidate `[layer, head]` in `shard.items` (columns layer, head, score). The unguided
@@ -325,7 +336,9 @@ def candidate_scores(
             {
                 "layer": layer,
                 "head": head,
-                "score": hunter._score(model, objective, select, [*chosen, (layer, head)], orig),
+                "score": hunter._score(
+                    model, objective, select, [*chosen, Head(layer, head)], orig
+                ),
             }
             for layer, head in shard.items
         ]

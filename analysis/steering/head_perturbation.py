@@ -41,11 +41,13 @@ from __future__ import annotations
 import contextlib
 import math
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
+
+from workbench.heads import Head, parse_heads
 
 if TYPE_CHECKING:
     from workbench.model import Model
@@ -54,14 +56,14 @@ PATTERN_METHODS = ("identity", "uniform", "mean_query", "temperature")
 ABLATION_METHODS = ("zero", "mean")
 METHODS = PATTERN_METHODS + ABLATION_METHODS
 
-Head = tuple[int, int]
-
 
 def pattern_hook_name(layer: int) -> str:
+    """The TransformerBridge hook holding layer `layer`'s attention pattern."""
     return f"blocks.{layer}.attn.hook_pattern"
 
 
 def z_hook_name(layer: int) -> str:
+    """The hook holding layer `layer`'s per-head attention outputs (z)."""
     return f"blocks.{layer}.attn.hook_z"
 
 
@@ -158,7 +160,8 @@ def soft_perturb(
 
 @dataclass(frozen=True)
 class HeadPerturbation:
-    """A perturbation of `heads` ((layer, head) pairs); see the module docstring for methods.
+    """A perturbation of `heads` (`Head`s, or anything `parse_heads` reads: `"L1H0, L1H3"`,
+    `[(1, 0)]`); see the module docstring for methods.
 
     `u` (in [0, 1]) is the SoftPAG strength for pattern methods and the ablation strength
     (`z <- (1-u) z + u z_ablated`) for ablations.
@@ -171,10 +174,7 @@ class HeadPerturbation:
     reference_tokens: torch.Tensor | None = None  # [batch, pos] for method="mean"
 
     def __post_init__(self) -> None:
-        heads = tuple((int(layer), int(head)) for layer, head in self.heads)
-        object.__setattr__(self, "heads", heads)
-        if not heads:
-            raise ValueError("heads: no heads given; pass at least one (layer, head)")
+        object.__setattr__(self, "heads", parse_heads(self.heads))
         if self.method not in METHODS:
             raise ValueError(f"method: unknown perturbation {self.method!r}; choose from {METHODS}")
         if not 0.0 <= float(self.u) <= 1.0:
@@ -183,6 +183,7 @@ class HeadPerturbation:
             raise ValueError(f"tau: temperature must be > 0, got {self.tau}")
 
     def by_layer(self) -> dict[int, list[int]]:
+        """The perturbed heads grouped by layer: {layer: sorted head indices}."""
         layers: dict[int, list[int]] = {}
         for layer, head in self.heads:
             layers.setdefault(layer, []).append(head)
@@ -190,15 +191,8 @@ class HeadPerturbation:
 
     def check(self, model: Model) -> None:
         """Raise `ValueError` for heads outside `model`."""
-        for layer, head in self.heads:
-            if not 0 <= layer < model.n_layers:
-                raise ValueError(
-                    f"heads: layer {layer} is out of range for {model.name} ({model.n_layers} layers)"
-                )
-            if not 0 <= head < model.n_heads:
-                raise ValueError(
-                    f"heads: head {head} is out of range for {model.name} ({model.n_heads} heads)"
-                )
+        for head in self.heads:
+            model.check_head(head)
 
     def hooks(
         self, model: Model, *, attention_mask: torch.Tensor | None = None
@@ -311,22 +305,6 @@ def perturbed(
     """`with perturbed(model, p): ...` runs the body with `p`'s hooks installed."""
     with model.intervene(perturbation.hooks(model, attention_mask=attention_mask)):
         yield model
-
-
-def parse_heads(spec: str | Iterable) -> tuple[Head, ...]:
-    """Heads from "L.H,L.H" (e.g. "1.0,1.3") or an iterable of (layer, head) pairs."""
-    if isinstance(spec, str):
-        heads = []
-        for part in filter(None, (p.strip() for p in spec.split(","))):
-            layer, sep, head = part.partition(".")
-            if not sep or not layer.isdigit() or not head.isdigit():
-                raise ValueError(f"heads: {part!r} is not LAYER.HEAD (e.g. 1.3)")
-            heads.append((int(layer), int(head)))
-        spec = heads
-    heads = tuple((int(layer), int(head)) for layer, head in spec)
-    if not heads:
-        raise ValueError("heads: no heads given; pass at least one LAYER.HEAD")
-    return heads
 
 
 _PROBED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -106,7 +106,7 @@ def test_export_downloads_valid_png_and_svg(duo):
     ("query", "message"),
     [
         ({"head": 9}, "head: 9 is out of range for tiny-ioi (4 heads"),
-        ({"model": "/no/such/checkpoint"}, "no checkpoint folder"),
+        ({"model": "/no/such/checkpoint"}, "outside the folders this dashboard opens"),
         ({"prompt": "word " * 400}, "longer than tiny-ioi's context"),
     ],
 )

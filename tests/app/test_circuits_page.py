@@ -75,7 +75,7 @@ def test_trace_in_the_background_then_prune_live(duo, screenshot_dir):
 def test_json_export_and_import_round_trip(duo, tmp_path):
     open_page(duo)
     data = state.run_store().list_runs()
-    circuit = state.run_store().load_result(data[0].run_id).prune(top_n=5)
+    circuit = state.run_store().load_result(data[0].run_id).prune(top_n=5, connected=False)
     path = tmp_path / "five.json"
     path.write_text(circuit.to_json())
     duo.find_element("#circuits-upload input[type=file]").send_keys(str(path))

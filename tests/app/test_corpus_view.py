@@ -12,7 +12,7 @@ import urllib.parse
 import numpy as np
 import pytest
 
-from analysis.statistics.corpus_stats import KIND, corpus_stats
+from analysis.statistics.corpus_stats import corpus_stats
 from tests.app.browser_helpers import save_page_screenshot, wait_for_figure, wait_until
 from workbench.ui import state
 
@@ -48,7 +48,7 @@ def test_corpus_run_heatmap_and_histogram_hold_the_stored_numbers(duo, zoo_model
 
     store = state.run_store()
     computed = corpus_stats(zoo_model("tiny-ioi"), PROMPTS, docs_per_shard=2, store=store)
-    other_model = store.save(computed, kind=KIND, model="tiny-induction", config={})
+    other_model = store.save(computed, model="tiny-induction", config={})
     stored = store.load_result(computed.run_id)
     duo.find_element("#attention-corpus-refresh").click()
     heads = wait_for_figure(

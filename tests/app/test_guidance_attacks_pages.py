@@ -53,7 +53,7 @@ def test_head_search_runs_in_the_background(duo):
         message="searched heads shown",
     )
     names = [pill.text for pill in pills]
-    assert names and all(re.fullmatch(r"[01]\.[0-3]", n) for n in names), names
+    assert names and all(re.fullmatch(r"L[01]H[0-3]", n) for n in names), names
 
 
 def test_attack_flow(duo, screenshot_dir):

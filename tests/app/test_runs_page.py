@@ -35,9 +35,9 @@ def test_history_reopen_export_delete(duo, zoo_model, screenshot_dir):
     session = json.loads(duo.driver.execute_script("return sessionStorage.getItem('session-id')"))
     result = attention_stats(zoo_model("tiny-ioi"), [PROMPT])
     store = state.run_store()
-    mine = store.save(result, kind="stats", model="tiny-ioi", config={SESSION_KEY: session})
-    theirs = store.save(result, kind="stats", model="tiny-ioi", config={SESSION_KEY: "x" * 32})
-    cli = store.save(result, kind="stats", model="tiny-ioi", config={})
+    mine = store.save(result, config={SESSION_KEY: session})
+    theirs = store.save(result, config={SESSION_KEY: "x" * 32})
+    cli = store.save(result, config={})
 
     duo.find_element("#runs-refresh").click()
     duo.wait_for_element(f"#runs-row-{mine}", timeout=15)
@@ -76,10 +76,7 @@ def test_damaged_index_is_rebuilt_and_announced(duo, zoo_model, tmp_path):
     session = json.loads(duo.driver.execute_script("return sessionStorage.getItem('session-id')"))
     result = attention_stats(zoo_model("tiny-ioi"), [PROMPT])
     damaged = RunStore(tmp_path / "store")  # a store whose index turns to garbage at rest
-    ids = [
-        damaged.save(result, kind="stats", model="tiny-ioi", config={SESSION_KEY: session})
-        for _ in range(2)
-    ]
+    ids = [damaged.save(result, config={SESSION_KEY: session}) for _ in range(2)]
     damaged.close()
     (tmp_path / "store" / "runs.sqlite").write_bytes(os.urandom(4096))
     served = state.run_store().root

@@ -309,7 +309,7 @@ COUNT_CASES = [
         "argument --width: expected an integer >= 1, got 0",
     ),
     (["svd", "tiny-ioi", "2", "0"], "layer: 2 is out of range for tiny-ioi (2 layers: 0-1)"),
-    (["svd", "tiny-ioi", "0", "-1"], "head: -1 is out of range for tiny-ioi (4 heads: 0-3)"),
+    (["svd", "tiny-ioi", "0", "-1"], "head: expected a non-negative whole number, got -1"),
     (
         ["svd", "tiny-ioi", "0", "0", "--components", "-1"],
         "n_components: expected an integer >= 0, got -1",
@@ -411,14 +411,14 @@ def test_error_text_is_one_printable_line(error, line):
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda m: qk_ov_svd(m, True, 0), "layer: expected an integer, got True (bool)"),
-        (lambda m: qk_ov_svd(m, 0, False), "head: expected an integer, got False (bool)"),
-        (lambda m: qk_ov_svd(m, 1.0, 0), "layer: expected an integer, got 1.0 (float)"),
-        (lambda m: qk_ov_svd(m, "1", 0), "layer: expected an integer, got '1' (str)"),
+        (lambda m: qk_ov_svd(m, True, 0), "layer: expected a whole number, got True"),
+        (lambda m: qk_ov_svd(m, 0, False), "head: expected a whole number, got False"),
+        (lambda m: qk_ov_svd(m, 1.0, 0), "layer: expected a whole number, got 1.0"),
+        (lambda m: qk_ov_svd(m, "1", 0), "layer: expected a whole number, got '1'"),
         (lambda m: qk_ov_svd(m, 0, 4), "head: 4 is out of range for tiny-ioi (4 heads: 0-3)"),
         (
             lambda m: qk_ov_svd(m, np.int64(-1), 0),
-            "layer: -1 is out of range for tiny-ioi (2 layers: 0-1)",
+            "layer: expected a non-negative whole number, got -1",
         ),
         (
             lambda m: qk_ov_svd(m, 0, 0, top_tokens=True),
@@ -426,11 +426,11 @@ def test_error_text_is_one_printable_line(error, line):
         ),
         (
             lambda m: decompose_score(m, PROMPT, True, 0, 3, 1),
-            "layer: expected an integer, got True (bool)",
+            "layer: expected a whole number, got True",
         ),
         (
             lambda m: decompose_score(m, PROMPT, 1, np.bool_(True), 3, 1),
-            "head: expected an integer, got np.True_ (bool)",
+            "head: expected a whole number, got np.True_",
         ),
         (
             lambda m: decompose_score(m, PROMPT, 1, 0, True, 0),

@@ -596,7 +596,7 @@ def test_circuit_json_without_a_circuit_is_an_alert(app, client, session):
 
 
 GUIDANCE_OK = {
-    "guidance-heads.value": ["1.0"],
+    "guidance-heads.value": ["L1H0"],
     "guidance-method.value": "identity",
     "guidance-u.value": 1.0,
     "guidance-w.value": 1.5,
@@ -607,9 +607,12 @@ GUIDANCE_OK = {
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"guidance-heads.value": ["9.0"]}, "heads: layer 9 is out of range for tiny-ioi"),
-        ({"guidance-heads.value": "1.0"}, "heads: expected a list of LAYER.HEAD"),
-        ({"guidance-heads.value": [{"a": 1}]}, "is not LAYER.HEAD"),
+        (
+            {"guidance-heads.value": ["9.0"]},
+            "layer: 9 is out of range for tiny-ioi (2 layers: 0-1)",
+        ),
+        ({"guidance-heads.value": "1.0"}, "heads: expected a list of heads like L1H2"),
+        ({"guidance-heads.value": [{"a": 1}]}, "is not a head; write it as L<layer>H<head>"),
         ({"guidance-heads.value": []}, "heads: choose at least one head"),
         ({"guidance-method.value": "evil"}, "perturbation: 'evil' is not one of identity"),
         ({"guidance-u.value": "abc"}, "u: 'abc' is not a number"),
@@ -715,7 +718,7 @@ def test_another_sessions_circuit_run_is_refused(app, client, session):
             {"prompt-use-task.n_clicks": 1},
             {"prompt-model.value": "tiny-ioi", "prompt-task.value": "evil"},
             "prompt-load-status",
-            "task: 'evil' is not one of ioi, induction, similarity",
+            "task: 'evil' is not one of ioi, induction, lookup, similarity",
         ),
     ],
 )

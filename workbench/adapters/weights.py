@@ -60,6 +60,7 @@ class HeadWeights:
 
     @property
     def d_head(self) -> int:
+        """Head dimension (columns of `W_Q`)."""
         return self.W_Q.shape[1]
 
 
@@ -75,25 +76,6 @@ def architecture(model: Model) -> str:
         return "bert"
     kind = type(model.bridge.original_model).__name__
     raise ValueError(f"model: head anatomy supports GPT-2, Llama and BERT weights, not {kind}")
-
-
-def check_layer_head(model: Model, layer: int, head: int | None = None) -> None:
-    """ValueError naming `layer` / `head` unless each is a real integer (not a bool) in range.
-
-    The one layer/head check of the head-anatomy analyses (head SVD, score decomposition,
-    firing pairs): `True` would otherwise index layer 1 or head 1, or reach a weight name
-    `h.True`.
-    """
-    checks = [("layer", layer, model.n_layers, "layers")]
-    if head is not None:
-        checks.append(("head", head, model.n_heads, "heads"))
-    for name, value, limit, unit in checks:
-        if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-            raise ValueError(f"{name}: expected an integer, got {value!r} ({type(value).__name__})")
-        if not 0 <= value < limit:
-            raise ValueError(
-                f"{name}: {value} is out of range for {model.name} ({limit} {unit}: 0-{limit - 1})"
-            )
 
 
 def kv_head_of(model: Model, head: int) -> int:
@@ -188,7 +170,7 @@ def _raw_projections(model: Model, layer: int) -> dict[str, np.ndarray]:
 
 def head_weights(model: Model, layer: int, head: int) -> HeadWeights:
     """Effective float64 weights of (layer, head), norm gain/bias folded (module docstring)."""
-    check_layer_head(model, layer, head)
+    layer, head = model.check_head(layer, head)
     raw, dh = _raw_projections(model, layer), model.d_head
     kv = kv_head_of(model, head)
     q_cols, kv_cols = slice(head * dh, (head + 1) * dh), slice(kv * dh, (kv + 1) * dh)

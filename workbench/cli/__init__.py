@@ -55,6 +55,7 @@ COMMANDS = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `workbench` argument parser with every subcommand registered."""
     parser = Parser(prog="workbench", description="Attention Workbench command line.")
     parser.add_argument(
         "--debug", action="store_true", help="print the traceback of an error (anywhere)"

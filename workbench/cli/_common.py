@@ -41,6 +41,7 @@ def _int_at_least(low: int) -> Callable[[str], int]:
         return value
 
     parse.__name__ = f"integer >= {low}"
+    parse.__doc__ = f"argparse type: `text` as an integer >= {low} (one-line error otherwise)."
     return parse
 
 
@@ -100,20 +101,15 @@ def add_save_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def save_if_asked(
-    args: argparse.Namespace, payload: dict, result: Any, *, kind: str, config: dict | None = None
+    args: argparse.Namespace, payload: dict, result: Any, *, config: dict | None = None
 ) -> None:
-    """With `--save`, store `result` as a run of `kind` and add its `run_id` to `payload`.
-    `config` defaults to the result's own `config`."""
+    """With `--save`, store `result` as a run (of `result.kind`) and add its `run_id` to
+    `payload`. `config` defaults to the result's own `config`."""
     if not args.save:
         return
     from workbench.store import RunStore
 
-    payload["run_id"] = RunStore(args.store).save(
-        result,
-        kind=kind,
-        model=result.model_name,
-        config=result.config if config is None else config,
-    )
+    payload["run_id"] = RunStore(args.store).save(result, config=config)
 
 
 def saved_line(payload: dict) -> list[str]:

@@ -15,6 +15,7 @@ from workbench.cli._common import UsageError
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench app` with parsed `args`; returns the exit code."""
     if not 0 < args.port < 65536:
         raise UsageError(f"--port: {args.port} is not a valid port (1-65535)")
     from workbench.ui import request_guard, serve
@@ -43,6 +44,7 @@ def _folders(paths: list[str]) -> list[str]:
 
 
 def register(sub, json_flag) -> None:
+    """Add the `app` subcommand to the `workbench` parser's subparsers `sub`."""
     app = sub.add_parser("app", help="serve the dashboard")
     app.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     app.add_argument("--port", type=int, default=8050, help="port (default 8050)")

@@ -4,7 +4,8 @@ Runs `analysis.attacks.TokenAttack` on held-out IOI prompts for decoders (`--obj
 make the model prefer S over IO; `raise_loss`: lower p(IO); `dissipation`: attention term
 only) with an adversarial prefix of `--n-adv` tokens, or on sentences for encoders
 (`--objective embedding`: an adversarial suffix that moves MiniLM's sentence embedding away).
-`--heads` and `--dissipation-weight` add the attention-dissipation term. Prints the success
+`--heads L1H0,L1H2` (the older `1.0,1.2` is read too) and `--dissipation-weight` add the
+attention-dissipation term. Prints the success
 rate, steps used and the targeted heads' entropy before/after; `--save` stores the result
 (kind "attack"). `--executor ray [--address A] [--per-shard N]` attacks the prompts in shards of
 N on Ray, with the same results. Bad input (unknown objective, dissipation without heads) exits 2 with one line.
@@ -40,11 +41,12 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench attack` with parsed `args`; returns the exit code."""
     import math
 
     from analysis.attacks.token_attack import TokenAttack
-    from analysis.steering.head_perturbation import parse_heads
     from workbench import load_model
+    from workbench.heads import parse_heads
     from workbench.tasks import make_task
 
     sharding = executor_options(args)
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {
         "model": result.model_name,
         "objective": result.objective,
-        "heads": [list(h) for h in result.heads],
+        "heads": [str(h) for h in result.heads],
         "config": result.config,
         "success_rate": result.success_rate,
         "mean_steps": None if math.isnan(result.mean_steps) else result.mean_steps,
@@ -83,12 +85,13 @@ def run(args: argparse.Namespace) -> int:
         "prompts": result.prompts.to_dict(orient="records"),
         "head_stats": result.head_stats.to_dict(orient="records"),
     }
-    save_if_asked(args, payload, result, kind="attack")
+    save_if_asked(args, payload, result)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
 
 def register(sub, json_flag) -> None:
+    """Add the `attack` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser(
         "attack", parents=[json_flag], help="GCG token attack with attention dissipation"
     )
@@ -97,7 +100,7 @@ def register(sub, json_flag) -> None:
         "--objective", choices=OBJECTIVES, default="flip", help="what the attack optimises"
     )
     p.add_argument(
-        "--heads", default=None, help="targeted heads LAYER.HEAD,... (statistics, dissipation)"
+        "--heads", default=None, help="targeted heads, e.g. L1H0,L1H2 (statistics, dissipation)"
     )
     p.add_argument(
         "--dissipation-weight", type=float, default=0.0, help="weight of the dissipation term"

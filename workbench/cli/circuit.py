@@ -8,6 +8,7 @@ per shard): the per-edge patching runs sharded on Ray with the same scores. `--o
 from __future__ import annotations
 
 import argparse
+import math
 
 from workbench.cli._common import (
     UsageError,
@@ -28,6 +29,13 @@ def _text(payload: dict) -> str:
         f"{payload['n_edges']} of {payload['n_edges_total']} edges"
     ]
     lines += [f"  {row['edge']:<24} {row['score']:+.4f}" for row in payload["top_edges"]]
+    if payload.get("smallest_faithful"):
+        best = payload["smallest_faithful"]
+        lines.append(
+            f"smallest connected circuit for faithfulness {best['target']}: {best['n_edges']} "
+            f"edges, faithfulness {best['faithfulness']:.3f}"
+            + ("" if best["reached"] else " (target not reached)")
+        )
     if payload.get("out"):
         lines.append(f"written to {payload['out']}")
     return "\n".join(lines)
@@ -52,6 +60,7 @@ def _options(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench circuit` with parsed `args`; returns the exit code."""
     from circuits import trace
     from workbench import load_model
     from workbench.tasks import TASKS, make_task
@@ -59,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     if args.task not in TASKS:
         raise UsageError(f"task: unknown task {args.task!r}; choose from {sorted(TASKS)}")
     out = check_output_path(args.out, "--out") if args.out is not None else None
+    target = args.target_faithfulness
+    if target is not None and not (math.isfinite(target) and 0 < target <= 1):
+        raise UsageError(f"--target-faithfulness: need a number in (0, 1], got {target}")
     options = _options(args)
     model = load_model(args.model)
     task = make_task(args.task, model, n=args.n, seed=args.seed)
@@ -68,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     frame = circuit.to_frame().sort_values("rank")
     shown = frame[frame.in_circuit].head(args.show)
     payload = {
-        "model": circuit.model,
+        "model": circuit.model_name,
         "task": circuit.task,
         "method": circuit.method,
         "n_edges": circuit.n_edges,
@@ -77,11 +89,18 @@ def run(args: argparse.Namespace) -> int:
         "config": circuit.config,
         "out": args.out,
     }
+    if args.target_faithfulness is not None:  # smallest connected prune reaching the target
+        from circuits import smallest_faithful_circuit
+
+        payload["smallest_faithful"] = smallest_faithful_circuit(
+            model, task, circuit, target=args.target_faithfulness
+        )
     emit(payload, as_json=args.json, text=_text)
     return 0
 
 
 def register(sub, json_flag) -> None:
+    """Add the `circuit` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser("circuit", parents=[json_flag], help="trace a task's circuit")
     p.add_argument("model", help="zoo name or checkpoint folder")
     p.add_argument("task", help="ioi, induction or similarity")
@@ -94,6 +113,12 @@ def register(sub, json_flag) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ig-steps", type=positive_int, default=5, help="EAP-IG integration steps")
     p.add_argument("--threshold", type=float, default=None, help="ACDC threshold")
+    p.add_argument(
+        "--target-faithfulness",
+        type=float,
+        default=None,
+        help="also report the smallest connected prune reaching this faithfulness, in (0, 1]",
+    )
     p.add_argument("--ablation", choices=("resample", "mean", "zero"), default="resample")
     p.add_argument("--show", type=non_negative_int, default=10, help="edges listed (default 10)")
     add_executor_arguments(p, unit="edges (path, exhaustive)")

@@ -51,6 +51,7 @@ def _summary(payload: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench corpus-stats` with parsed `args`; returns the exit code."""
     if args.docs_per_shard < 1:
         raise UsageError("--docs-per-shard: expected a positive integer")
     if args.address and args.executor != "ray":
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub, json_flag) -> None:
+    """Add the `corpus-stats` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser(
         "corpus-stats", parents=[json_flag], help="per-head attention statistics over a corpus"
     )

@@ -13,11 +13,12 @@ import argparse
 from typing import Any
 
 from workbench.cli._common import UsageError, add_save_arguments, emit, save_if_asked, saved_line
+from workbench.heads import Head
 
 
 def _text(payload: dict[str, Any]) -> str:
     lines = [
-        f"{payload['model']} L{payload['layer']}H{payload['head']}: "
+        f"{payload['model']} {Head(payload['layer'], payload['head'])}: "
         f"{payload['query_token']!r}@{payload['query']} -> {payload['key_token']!r}@{payload['key']}",
         f"score {payload['score']:.6g} (model {payload['model_score']:.6g}, "
         f"relative error {payload['relative_error']:.1e}), pattern {payload['pattern']:.3f}"
@@ -36,6 +37,7 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench decompose` with parsed `args`; returns the exit code."""
     if args.upstream < 0:
         raise UsageError(f"--upstream: expected a count >= 0, got {args.upstream}")
     from analysis.anatomy.score_decomposition import decompose_score, upstream_contributions
@@ -53,12 +55,13 @@ def run(args: argparse.Namespace) -> int:
             for side in ("query", "key")
         }
     config = {k: getattr(args, k) for k in ("prompt", "layer", "head", "query", "key", "share")}
-    save_if_asked(args, payload, result, kind="score_decomposition", config=config)
+    save_if_asked(args, payload, result, config=config)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
 
 def register(sub, json_flag) -> None:
+    """Add the `decompose` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser(
         "decompose",
         parents=[json_flag],

@@ -18,6 +18,7 @@ def _text(payload: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench faithfulness` with parsed `args`; returns the exit code."""
     from circuits import Circuit, completeness, faithfulness
     from workbench import load_model
     from workbench.tasks import make_task
@@ -32,13 +33,15 @@ def run(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     task = make_task(args.task, model, n=args.n, seed=args.seed)
     payload = {"model": model.name, "task": task.name, "method": circuit.method}
-    payload |= faithfulness(model, task, circuit)
-    payload["completeness"] = completeness(model, task, circuit)["completeness"]
+    found = faithfulness(model, task, circuit).to_dict()
+    payload |= {k: v for k, v in found.items() if k not in ("model_name", "task", "method")}
+    payload["completeness"] = completeness(model, task, circuit).completeness
     emit(payload, as_json=args.json, text=_text)
     return 0
 
 
 def register(sub, json_flag) -> None:
+    """Add the `faithfulness` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser("faithfulness", parents=[json_flag], help="evaluate a saved circuit")
     p.add_argument("model", help="zoo name or checkpoint folder")
     p.add_argument("task", help="ioi, induction or similarity")

@@ -7,6 +7,9 @@
                      [--stat entropy] [--layer L --head H] -o fig.pdf
                                                                attention statistics (analysis)
 
+`run --kind K` must be one of the stored result type's `plot_kinds` (found from the run's
+kind through `workbench.results.result_kinds`); without it the type's default plot is drawn.
+
 Images go through `workbench.export` (one kaleido server, MathJax off). The output path is
 the user's own choice on the command line; before anything is computed it is checked: a known
 suffix, an existing writable folder, not a folder itself, not under /proc, /sys or /dev.
@@ -55,19 +58,31 @@ def _figure(args: argparse.Namespace):
     if args.source == "run":
         import analysis  # noqa: F401 - importing the packages registers every result type
         import circuits  # noqa: F401
+        from workbench.results import result_kinds
         from workbench.store import RunStore
 
-        result = RunStore(args.store).load_result(args.run_id)
-        return result.plot(args.kind) if args.kind else result.plot()
+        store = RunStore(args.store)
+        result = store.load_result(args.run_id)
+        if not args.kind:
+            return result.plot()
+        kind = store.get_run(args.run_id).kind  # canonical: older kind names are mapped
+        kinds = result_kinds().get(kind, type(result)).plot_kinds
+        if kinds and args.kind not in kinds:
+            raise UsageError(
+                f"--kind: {args.kind!r} is not a plot kind of {kind} runs; "
+                f"choose from {', '.join(kinds)}"
+            )
+        return result.plot(args.kind)
     from workbench import load_model
 
     model = load_model(args.model)
     if args.source == "pattern":
         from analysis.statistics.attention_pattern import attention_pattern, pattern_figure
+        from workbench.heads import Head
 
-        head = attention_pattern(model, args.prompt, args.layer, args.head)
-        title = f"{model.name} L{head.layer}H{head.head}"
-        return pattern_figure(head.pattern, head.tokens, title=title)
+        found = attention_pattern(model, args.prompt, args.layer, args.head)
+        title = f"{model.name} {Head(found.layer, found.head)}"
+        return pattern_figure(found.pattern, found.tokens, title=title)
     from analysis.statistics.attention_stats import attention_stats
 
     extra = ["block_mass"] if args.kind == "block_mass" else []
@@ -85,6 +100,7 @@ def _figure(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench figure` with parsed `args`; returns the exit code."""
     out = _output(args.output)
     fig = _figure(args)
     from workbench.export import export
@@ -96,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub, json_flag) -> None:
+    """Add the `figure` subcommand to the `workbench` parser's subparsers `sub`."""
     figure = sub.add_parser("figure", help="export a figure to PNG/SVG/PDF/HTML")
     kinds = figure.add_subparsers(dest="source", required=True, parser_class=type(figure))
     size = argparse.ArgumentParser(add_help=False)
@@ -105,7 +122,9 @@ def register(sub, json_flag) -> None:
 
     run_p = kinds.add_parser("run", parents=[json_flag, size], help="a stored run's figure")
     run_p.add_argument("run_id")
-    run_p.add_argument("--kind", default=None, help="plot kind passed to result.plot()")
+    run_p.add_argument(
+        "--kind", default=None, help="plot kind: one of the stored result type's plot_kinds"
+    )
     add_store_argument(run_p)
 
     pattern = kinds.add_parser("pattern", parents=[json_flag, size], help="one head's pattern")

@@ -1,10 +1,11 @@
-"""`workbench guide MODEL PROMPT --heads L.H,...`: decode with head-perturbation guidance.
+"""`workbench guide MODEL PROMPT --heads L1H0,L1H2`: decode with head-perturbation guidance.
 
 Runs `analysis.guide`: at every step the clean logits are pushed away from those of a
 copy of the model whose chosen heads are perturbed (`--method identity|uniform|mean_query|
 temperature|zero|mean`, SoftPAG strength `--u`), with scale `--w` on the plausibility set
 `p >= alpha * max p`. Greedy by default, `--sample` samples with `--seed`. Prints the
 generated text and the per-step logit shifts; `--save` stores the result (kind "guidance").
+`--heads` takes heads as `L1H2` (the older `1.2` is read too); the JSON lists them that way.
 Bad input (no heads, u outside [0, 1], unknown method, an encoder) exits 2 with one line.
 """
 
@@ -29,11 +30,13 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench guide` with parsed `args`; returns the exit code."""
     if not 0.0 <= args.u <= 1.0:
         raise UsageError(f"--u: perturbation strength must be in [0, 1], got {args.u}")
     from analysis.steering.guidance import guide
-    from analysis.steering.head_perturbation import HeadPerturbation, parse_heads
+    from analysis.steering.head_perturbation import HeadPerturbation
     from workbench import load_model
+    from workbench.heads import parse_heads
 
     perturbation = HeadPerturbation(
         heads=parse_heads(args.heads), method=args.method, u=args.u, tau=args.tau
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {
         "model": result.model_name,
         "prompt": result.prompt,
-        "heads": [list(h) for h in result.heads],
+        "heads": [str(h) for h in result.heads],
         "method": result.method,
         "u": result.u,
         "w": result.w,
@@ -64,17 +67,18 @@ def run(args: argparse.Namespace) -> int:
         "steps": result.to_frame().to_dict(orient="records"),
     }
     config = {k: payload[k] for k in ("heads", "method", "u", "w", "alpha")}
-    save_if_asked(args, payload, result, kind="guidance", config=config)
+    save_if_asked(args, payload, result, config=config)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
 
 def register(sub, json_flag) -> None:
+    """Add the `guide` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser("guide", parents=[json_flag], help="decode with head-perturbation guidance")
     p.add_argument("model", help="a decoder: zoo name, checkpoint folder or hub id")
     p.add_argument("prompt")
     p.add_argument(
-        "--heads", required=True, help="heads to perturb, LAYER.HEAD comma-separated (e.g. 1.0,1.3)"
+        "--heads", required=True, help="heads to perturb, comma-separated (e.g. L1H0,L1H3)"
     )
     p.add_argument(
         "--method", default="identity", help="identity|uniform|mean_query|temperature|zero|mean"

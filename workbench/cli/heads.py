@@ -29,6 +29,7 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench heads` with parsed `args`; returns the exit code."""
     from analysis.anatomy.taxonomy import head_taxonomy
     from workbench import load_model
 
@@ -42,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     payload = result.summary()
-    save_if_asked(args, payload, result, kind="head_taxonomy")
+    save_if_asked(args, payload, result)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
 
 def register(sub, json_flag) -> None:
+    """Add the `heads` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser(
         "heads",
         parents=[json_flag],

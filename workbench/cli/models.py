@@ -51,6 +51,7 @@ def _models_text(rows: list[dict] | dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench models` with parsed `args`; returns the exit code."""
     if args.name:
         from workbench import load_model
 
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub, json_flag) -> None:
+    """Add the `models` subcommand to the `workbench` parser's subparsers `sub`."""
     models = sub.add_parser(
         "models", parents=[json_flag], help="list the zoo, or describe one model"
     )

@@ -44,6 +44,7 @@ def _grace(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench runs` with parsed `args`; returns the exit code."""
     store = _store(args)
     if args.runs_command == "list":
         runs = [_run_dict(r) for r in store.list_runs(include_incomplete=args.all)]
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub, json_flag) -> None:
+    """Add the `runs` subcommand to the `workbench` parser's subparsers `sub`."""
     runs = sub.add_parser("runs", help="runs in the results store")
     add_store_argument(runs)
     runs_sub = runs.add_subparsers(dest="runs_command", required=True, parser_class=type(runs))

@@ -35,6 +35,7 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench stats` with parsed `args`; returns the exit code."""
     stats = _stats_argument(args.stats)
     from analysis.statistics.attention_stats import attention_stats
     from workbench import load_model
@@ -57,12 +58,13 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.per_query:
         payload["per_query"] = result.to_frame().to_dict(orient="records")
-    save_if_asked(args, payload, result, kind="attention_stats")
+    save_if_asked(args, payload, result)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
 
 def register(sub, json_flag) -> None:
+    """Add the `stats` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser(
         "stats",
         parents=[json_flag],

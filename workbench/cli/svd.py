@@ -12,13 +12,14 @@ import argparse
 from typing import Any
 
 from workbench.cli._common import add_save_arguments, emit, save_if_asked, saved_line
+from workbench.heads import Head
 
 
 def _text(payload: dict[str, Any]) -> str:
     import pandas as pd
 
     lines = [
-        f"{payload['model']} L{payload['layer']}H{payload['head']} (kv head {payload['kv_head']})",
+        f"{payload['model']} {Head(payload['layer'], payload['head'])} (kv head {payload['kv_head']})",
         f"QK spectral norm sigma_max/sqrt(d_head): {payload['spectral_norm']:.4g}",
         f"QK effective rank: {payload['qk_effective_rank']}",
         f"OV effective rank: {payload['ov_effective_rank']}",
@@ -37,6 +38,7 @@ def _text(payload: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run `workbench svd` with parsed `args`; returns the exit code."""
     from analysis.anatomy.head_svd import qk_ov_svd
     from workbench import load_model
 
@@ -46,12 +48,13 @@ def run(args: argparse.Namespace) -> int:
     )
     payload = {**result.summary(), "readouts": result.readouts.to_dict(orient="records")}
     config = {"layer": args.layer, "head": args.head, "components": args.components}
-    save_if_asked(args, payload, result, kind="head_svd", config=config)
+    save_if_asked(args, payload, result, config=config)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
 
 def register(sub, json_flag) -> None:
+    """Add the `svd` subcommand to the `workbench` parser's subparsers `sub`."""
     p = sub.add_parser(
         "svd", parents=[json_flag], help="QK / OV singular spectra and token readouts of a head"
     )

@@ -70,6 +70,7 @@ class ModelSpec:
         return cls(name=model.path if local else model.name)
 
     def load(self, *, device: str | None = None) -> Model:
+        """Load the named model (on `device`, else the spec's device)."""
         from workbench.loading import load_model
 
         return load_model(self.name, device=device or self.device)
@@ -119,9 +120,11 @@ class InProcessExecutor:
     name = "inprocess"
 
     def run(self, job: ShardJob, shards: Sequence[Shard], on_result: OnResult) -> None:
+        """Run `job.fn` on each shard in turn, in this process, on the job's model."""
         model = job.model if job.model is not None else job.spec.load()
         for shard in shards:
             on_result(shard, job.fn(model, shard))
 
     def close(self) -> None:
+        """Nothing to release (no workers)."""
         return None

@@ -45,8 +45,7 @@ def trace_job(
         exhaustive_patching,
         faithfulness_curve,
         reference_circuit,
-        roc_auc,
-        roc_curve,
+        roc,
         trace,
     )
     from circuits.tracing import method_function
@@ -67,8 +66,8 @@ def trace_job(
         set_progress((5, f"tracing ({method})"))
         circuit = trace(model, task, method=method, **options)
     with tqdm_progress(set_progress, "faithfulness curve"):
-        curve = faithfulness_curve(model, task, circuit, progress=True)
-    roc = None
+        curve = faithfulness_curve(model, task, circuit, progress=True).to_frame()
+    detection = None
     if reference:
         with tqdm_progress(set_progress, "exhaustive reference"):
             exact = (
@@ -77,8 +76,7 @@ def trace_job(
                 else exhaustive_patching(model, task, progress=True)
             )
         ref = reference_circuit(exact, gap=task.summary(model)["gap"])
-        roc = roc_curve(circuit, ref)
-        auc = roc_auc(circuit, ref)
+        detection = roc(circuit, ref)
     set_progress((99, "saving"))
     config = {
         "task": task_name,
@@ -87,13 +85,13 @@ def trace_job(
         "reference": bool(reference),
         SESSION_KEY: session,
     }
-    if roc is not None:
-        config["roc_auc"] = auc
-    with state.run_store().begin_run(kind="circuit", model=model.name, config=config) as run:
+    if detection is not None:
+        config["roc_auc"] = detection.auc
+    with state.run_store().begin_run(kind=circuit.kind, model=model.name, config=config) as run:
         run.write_result(circuit)
         run.write_table("faithfulness", curve)
-        if roc is not None:
-            run.write_table("roc", roc)
+        if detection is not None:
+            run.write_table("roc", detection.to_frame())
     return run.run_id
 
 
@@ -102,11 +100,11 @@ def load_run(run_id: str, *, session: str | None = None) -> dict[str, Any]:
 
     With `session`, only a circuit run started by that session (`ValueError` otherwise).
     """
-    import circuits  # noqa: F401 - registers the Circuit result type
+    from circuits import Circuit  # importing circuits registers the Circuit result type
 
     store = state.run_store()
     if session is not None:
-        check_own_run(run_id, "circuit", session)
+        check_own_run(run_id, Circuit.kind, session)
     info = store.get_run(run_id)
     return {
         "run_id": run_id,
@@ -135,6 +133,7 @@ def check_own_run(run_id: Any, kind: str, session: str) -> str:
 
 
 def curve_figure(curve: pd.DataFrame | None) -> go.Figure | None:
+    """The faithfulness-by-size line of a stored curve table (None without one)."""
     if curve is None:
         return None
     fig = go.Figure(
@@ -153,6 +152,7 @@ def curve_figure(curve: pd.DataFrame | None) -> go.Figure | None:
 
 
 def roc_figure(roc: pd.DataFrame | None, auc: float | None) -> go.Figure | None:
+    """The ROC curve of a stored roc table with its AUC (None without one)."""
     if roc is None:
         return None
     fig = go.Figure(go.Scatter(x=roc["fpr"], y=roc["tpr"], mode="lines", name="ROC"))

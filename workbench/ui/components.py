@@ -66,6 +66,7 @@ def error_alert(err: BaseException | str, *, title: str = "Cannot do that", id: 
 
 
 def info_alert(message: str, *, title: str | None = None):
+    """A blue informational alert showing `message`."""
     return dmc.Alert(message, title=title, color="blue", variant="light")
 
 
@@ -232,6 +233,7 @@ def register_table_export(
 
 
 def page_header(title: str, description: str) -> Any:
+    """A page's title with its one-line description beneath."""
     return dmc.Stack(
         [dmc.Title(title, order=2), dmc.Text(description, c="dimmed", size="sm")], gap=4
     )

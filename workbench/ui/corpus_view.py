@@ -23,6 +23,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, html, no_update
 
+from workbench.heads import Head
 from workbench.ui import input_checks as check
 from workbench.ui import selection, state
 from workbench.ui.components import (
@@ -52,15 +53,15 @@ def as_index(value: Any) -> int:
 
 def corpus_runs(model_name: str) -> list[Any]:
     """Complete corpus-stats runs of `model_name` in the run store, newest first."""
-    from analysis.statistics.corpus_stats import KIND
+    from analysis.statistics.corpus_stats import CorpusStats
 
     runs = state.run_store().list_runs()[::-1]
-    return [r for r in runs if r.kind == KIND and r.model == model_name]
+    return [r for r in runs if r.kind == CorpusStats.kind and r.model == model_name]
 
 
 def load_corpus(session: str, run_id: str) -> Any:
     """The stored `CorpusStats` of `run_id`, read once per session (refuses other kinds)."""
-    from analysis.statistics.corpus_stats import KIND
+    from analysis.statistics.corpus_stats import CorpusStats
 
     if not isinstance(run_id, str) or not run_id or len(run_id) > 200:
         raise ValueError("run: choose a corpus-stats run")
@@ -71,8 +72,8 @@ def load_corpus(session: str, run_id: str) -> Any:
             info = state.run_store().get_run(run_id)
         except (KeyError, ValueError, OSError) as err:
             raise ValueError(f"run: {run_id!r} is not a run in the store") from err
-        if info.kind != KIND or info.status != "complete":
-            raise ValueError(f"run: {run_id!r} is not a complete {KIND} run")
+        if info.kind != CorpusStats.kind or info.status != "complete":
+            raise ValueError(f"run: {run_id!r} is not a complete {CorpusStats.kind} run")
         found = state.run_store().load_result(run_id)
         state.put_result(session, key, found)
     return found
@@ -219,8 +220,10 @@ def register_callbacks(app: Any) -> None:
             n_layers, n_heads = result.distance_hist.shape[:2]
             stat = check.choice(stat, "statistic", STATISTICS)
             aggregate = check.choice(aggregate, "aggregate", result.aggregates())
-            layer = check.whole(as_index(layer), "layer", n_layers)
-            head = check.whole(as_index(head), "head", n_heads)
+            picked = Head(
+                check.whole(as_index(layer), "layer"), check.whole(as_index(head), "head")
+            )
+            layer, head = picked.check(n_layers, n_heads, result.config.get("model", ""))
             heads = result.plot(stat, aggregate=aggregate)
             distance = result.plot("distance", layer=layer, head=head)
         except Exception as err:  # noqa: BLE001 - shown to the user
@@ -232,7 +235,9 @@ def register_callbacks(app: Any) -> None:
         model = result.config.get("model", model_name)
         return (
             keep_figure(session, GRAPHS[0], heads, label=f"{model}_{run_id}"),
-            keep_figure(session, GRAPHS[1], distance, label=f"{model}_{run_id}_L{layer}H{head}"),
+            keep_figure(
+                session, GRAPHS[1], distance, label=f"{model}_{run_id}_{Head(layer, head)}"
+            ),
             counts_line(result),
             None,
             result.aggregates(),

@@ -12,7 +12,6 @@ import warnings
 from analysis.statistics.attention_pattern import (
     HeadPattern,
     attention_pattern,
-    check_head,
     pattern_figure,
     token_labels,
     visible_token,
@@ -34,7 +33,6 @@ def import_result_modules() -> None:
 __all__ = [
     "HeadPattern",
     "attention_pattern",
-    "check_head",
     "import_result_modules",
     "pattern_figure",
     "token_labels",

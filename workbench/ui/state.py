@@ -184,6 +184,7 @@ def configure(
 
 
 def trust_remote_code() -> bool:
+    """Whether the app may run a checkpoint's own code (set by `configure`)."""
     return bool(_settings["trust_remote_code"])
 
 

@@ -79,3 +79,33 @@ def test_debug_prints_the_traceback_above_the_one_error_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("Traceback (most recent call last):")
     assert proc.stderr.splitlines()[-1].startswith("workbench: error: model: no checkpoint folder")
+
+
+@pytest.mark.parametrize(
+    ("spec", "heads"),
+    [("L1H2,L0H3", [[1, 2], [0, 3]]), ("1.2", [[1, 2]]), ("l1h2 , a0.3", [[1, 2], [0, 3]])],
+)
+def test_guide_heads_take_l1h2_and_the_older_spellings(tmp_path, spec, heads):
+    import analysis  # noqa: F401 - registers the guidance result type
+    from workbench.heads import Head
+
+    prompt = "When Mary and John went to the store, John gave a drink to"
+    proc = run_cli(
+        "guide",
+        "tiny-ioi",
+        prompt,
+        "--heads",
+        spec,
+        "--max-new-tokens",
+        "1",
+        "--quiet",
+        "--json",
+        "--save",
+        store=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["heads"] == [str(Head(*h)) for h in heads]  # written L1H2 in the JSON
+    stored = RunStore(tmp_path).load_result(payload["run_id"])
+    assert stored.heads == tuple(Head(*h) for h in heads)
+    assert all(type(h) is Head for h in stored.heads)  # read back as Heads, not pairs

@@ -7,8 +7,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from circuits.circuit import Circuit
-from circuits.evaluation import roc_auc, roc_curve
+from circuits.evaluation import roc, roc_auc, roc_curve
+from circuits.evaluation_results import RocResult
 from circuits.graph import Graph
+from workbench.results import Result
 
 
 def make_graph(n_layers=2, n_heads=4, n_kv=4, mlp=True) -> Graph:
@@ -59,10 +61,10 @@ def make_circuit(scores) -> Circuit:
 def test_prune_top_n_and_threshold():
     scores = torch.linspace(-1, 1, 110, dtype=torch.float64)
     circuit = make_circuit(scores)
-    top = circuit.prune(top_n=3)
+    top = circuit.prune(top_n=3, connected=False)
     assert top.n_edges == 3
     assert set(top.kept_edges) == {circuit.edges[i] for i in (0, 109, 1)}
-    kept = circuit.prune(threshold=0.9)
+    kept = circuit.prune(threshold=0.9, connected=False)
     assert kept.n_edges == int((scores.abs() >= 0.9).sum())
     with pytest.raises(ValueError, match="top_n"):
         circuit.prune(top_n=111)
@@ -82,7 +84,7 @@ def test_json_round_trip_is_exact_including_labels():
 
 
 def test_frame_and_plot():
-    circuit = make_circuit(torch.arange(110, dtype=torch.float64)).prune(top_n=5)
+    circuit = make_circuit(torch.arange(110, dtype=torch.float64)).prune(top_n=5, connected=False)
     frame = circuit.to_frame()
     assert frame.in_circuit.sum() == 5
     assert frame.loc[frame["rank"] == 0, "edge"].item() == circuit.edges[109]
@@ -119,11 +121,26 @@ def test_roc_auc_matches_sklearn():
     scores[::7] = scores[3]  # ties
     reference = torch.rand(110, generator=gen) > 0.6
     expected = roc_auc_score(reference.numpy(), scores.abs().numpy())
-    assert roc_auc(scores, reference) == pytest.approx(expected, abs=1e-12)
-    curve = roc_curve(scores, reference)
+    found = roc(scores, reference)
+    assert isinstance(found, RocResult) and found.kind == "roc"
+    assert found.auc == pytest.approx(expected, abs=1e-12)
+    curve = found.to_frame()
+    assert list(curve.columns) == ["n_edges", "fpr", "tpr"] and len(curve) == 111
     assert curve.tpr.iloc[-1] == 1.0 and curve.fpr.iloc[-1] == 1.0
+    same = Result.from_json(found.to_json())
+    assert same.auc == found.auc and same.to_frame().equals(curve)
+    assert found.plot().data[0].x.tolist() == curve.fpr.tolist()
 
 
-def test_roc_auc_rejects_one_class_reference():
+def test_roc_auc_and_roc_curve_are_deprecated_aliases():
+    scores = torch.arange(10, dtype=torch.float64)
+    reference = scores > 6
+    with pytest.warns(DeprecationWarning, match="roc"):
+        assert roc_auc(scores, reference) == roc(scores, reference).auc == 1.0
+    with pytest.warns(DeprecationWarning, match="roc"):
+        assert roc_curve(scores, reference).equals(roc(scores, reference).to_frame())
+
+
+def test_roc_rejects_one_class_reference():
     with pytest.raises(ValueError, match="reference"):
-        roc_auc(torch.ones(110), torch.ones(110, dtype=torch.bool))
+        roc(torch.ones(110), torch.ones(110, dtype=torch.bool))

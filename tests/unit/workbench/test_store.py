@@ -105,13 +105,13 @@ def _dead_pid() -> int:
 
 def test_save_list_load_delete(tmp_path: Path) -> None:
     store = RunStore(tmp_path)
-    run_id = store.save(_result(), kind="stats", model="tiny-ioi", config={"layer": 1})
+    run_id = store.save(_result(), kind="scores", model="tiny-ioi", config={"layer": 1})
     assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{8}", run_id)
     [info] = store.list_runs()
     assert isinstance(info, RunInfo) and info == store.get_run(run_id)
     assert (info.run_id, info.kind, info.model, info.config) == (
         run_id,
-        "stats",
+        "scores",
         "tiny-ioi",
         {"layer": 1},
     )

@@ -22,6 +22,7 @@ import dash_mantine_components as dmc
 from dash import Input, Output, State, dcc, html, no_update
 
 from analysis.statistics.attention_pattern import attention_pattern, pattern_figure
+from workbench.heads import Head
 from workbench.ui import input_checks as check
 from workbench.ui import jobs, selection, state
 from workbench.ui.circuit_runs import check_own_run
@@ -155,13 +156,13 @@ def attack_job(
     set_progress((99, "saving"))
     config = {
         "objective": objective,
-        "heads": [list(h) for h in heads],
+        "heads": [str(h) for h in heads],
         "steps": int(steps),
         "n_adv": int(n_adv),
         "seed": int(seed),
         SESSION_KEY: session,
     }
-    return state.run_store().save(result, kind="attack", model=model.name, config=config)
+    return state.run_store().save(result, model=model.name, config=config)
 
 
 def outcomes_table(frame) -> Any:
@@ -242,14 +243,14 @@ def register_callbacks(app: Any) -> None:
         prevent_initial_call=True,
     )
     def show_attack(job, session) -> Any:
-        import analysis.attacks.token_attack  # noqa: F401 - registers AttackResult
+        from analysis.attacks.token_attack import AttackResult  # registers the result type
 
         blank = empty_figure("no attack yet")
         for graph in GRAPHS:
             keep_figure(session, graph, None)
         try:
             session = state.check_session(session)
-            run_id = check_own_run(check.job_run_id(job, "attack"), "attack", session)
+            run_id = check_own_run(check.job_run_id(job, "attack"), AttackResult.kind, session)
             result = state.run_store().load_result(run_id)
             state.put_result(session, "attack", result)
         except Exception as err:  # noqa: BLE001
@@ -286,7 +287,8 @@ def register_callbacks(app: Any) -> None:
         except ValueError as err:
             return no_update, no_update, error_alert(err, id="attacks-alert")
         record = result.prompts[result.prompts["index"].astype(str) == row].iloc[0]
-        layer, head = result.heads[0] if result.heads else (0, 0)
+        target = result.heads[0] if result.heads else Head(0, 0)
+        layer, head = target
         model_name = result.model_name
         original = str(record["text_after"]).replace(str(record["adversarial"]), "", 1).strip()
         figures = []
@@ -294,9 +296,9 @@ def register_callbacks(app: Any) -> None:
             try:
                 with state.model_lock(model_name):
                     found = attention_pattern(state.open_model(model_name), text, layer, head)
-                title = f"{label}: {model_name} L{layer}H{head}"
+                title = f"{label}: {model_name} {target}"
                 fig = pattern_figure(found.pattern, found.tokens, title=title)
-                name = f"{model_name}_L{layer}H{head}_prompt{row}"
+                name = f"{model_name}_{target}_prompt{row}"
                 figures.append(keep_figure(session, f"attacks-{label}", fig, label=name))
             except Exception as err:  # noqa: BLE001
                 keep_figure(session, f"attacks-{label}", None)

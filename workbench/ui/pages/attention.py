@@ -25,7 +25,8 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, ctx, html, no_update
 
-from analysis.statistics.attention_pattern import check_head, pattern_figure
+from analysis.statistics.attention_pattern import pattern_figure
+from workbench.heads import Head
 from workbench.ui import corpus_view, selection, state
 from workbench.ui import input_checks as check
 from workbench.ui.components import (
@@ -189,9 +190,7 @@ def register_callbacks(app: Any) -> None:
             stats = checked(session, query, block)["stats"]
             model_name, prompt = selection.model_and_prompt(query)
             config = {"prompt": prompt, "mass_block": int(block), SESSION_KEY: session}
-            run_id = state.run_store().save(
-                stats, kind="attention_stats", model=model_name, config=config
-            )
+            run_id = state.run_store().save(stats, model=model_name, config=config)
         except Exception as err:  # noqa: BLE001
             return error_alert(err, title="Cannot save")
         return dmc.Text(f"saved {run_id}", size="xs", id="attention-saved-id")
@@ -212,8 +211,8 @@ def register_callbacks(app: Any) -> None:
         try:
             model = state.open_model(selection.model_and_prompt(query)[0])
             point = check.event_point(click, "click")
-            layer, head = check_head(
-                model, check.point_index(point, "y", "layer"), check.point_index(point, "x", "head")
+            layer, head = model.check_head(
+                check.point_index(point, "y", "layer"), check.point_index(point, "x", "head")
             )
         except Exception as err:  # noqa: BLE001 - shown to the user
             return no_update, no_update, error_alert(err, id="attention-alert")
@@ -275,7 +274,7 @@ def register_callbacks(app: Any) -> None:
         try:
             data = checked(session, query, block)
             model = data["model"]
-            layer, head = check_head(model, check.whole(layer, "layer"), check.whole(head, "head"))
+            layer, head = model.check_head(check.whole(layer, "layer"), check.whole(head, "head"))
             token = check.optional_whole(token, "query token", len(data["tokens"]))
             stat = check.choice(stat, "statistic", STATISTICS)
             stats = data["stats"]
@@ -292,7 +291,7 @@ def register_callbacks(app: Any) -> None:
             return blank, blank, blank, blank, error_alert(err, id="attention-alert")
         if token is not None:
             figures["attention-along"].add_vline(x=token, line={"color": "crimson", "dash": "dot"})
-        label = f"{model.name}_L{layer}H{head}"
+        label = f"{model.name}_{Head(layer, head)}"
         return *(keep_figure(session, g, f, label=label) for g, f in figures.items()), None
 
 
@@ -303,19 +302,19 @@ def _preview(session: Any, query: Any, block: Any, token: Any, hover: Any) -> An
         data = checked(session, query, block)
         model = data["model"]
         point = check.event_point(hover, "hover")
-        layer, head = check_head(
-            model, check.point_index(point, "y", "layer"), check.point_index(point, "x", "head")
+        layer, head = model.check_head(
+            check.point_index(point, "y", "layer"), check.point_index(point, "x", "head")
         )
         token = check.optional_whole(token, "query token", len(data["tokens"]))
     except Exception as err:  # noqa: BLE001 - shown to the user
         return *([no_update] * 4), error_alert(err, id="attention-alert")
     fig = _pattern(data, layer, head, token, preview=True)
-    label = f"{model.name}_L{layer}H{head}"
+    label = f"{model.name}_{Head(layer, head)}"
     return keep_figure(session, "attention-pattern", fig, label=label), *([no_update] * 3), None
 
 
 def _pattern(data: dict, layer: int, head: int, token: Any, *, preview: bool) -> go.Figure:
     name = data["model"].name
-    title = f"{'preview (click to lock) ' if preview else ''}{name} L{layer}H{head}"
+    title = f"{'preview (click to lock) ' if preview else ''}{name} {Head(layer, head)}"
     token = token if isinstance(token, int) else None
     return pattern_figure(data["patterns"][layer, head], data["tokens"], title=title, query=token)

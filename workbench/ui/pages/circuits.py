@@ -3,7 +3,8 @@
 - Task, method and number of prompts; Run starts a background job (`circuit_runs.trace_job`)
   with a progress bar and Cancel; the run lands in the store and is reopened here by id.
 - Graph view (`Circuit.plot`) with a |score| threshold slider: node and edge counts follow the
-  slider while it moves, the graph redraws on release.
+  slider while it moves, the graph redraws on release. The slider prunes to a connected
+  circuit (edges on input -> output paths, `Circuit.prune`), so no node dangles.
 - Faithfulness curve; ROC against the exhaustive-patching reference when one was requested.
 - JSON export of the pruned circuit, and import of a circuit JSON file.
 
@@ -122,12 +123,13 @@ def _fraction(value: Any) -> float:
 
 
 def _pruned(data: dict[str, Any], fraction: float):
-    """The circuit at the slider's threshold; at 0 the circuit as traced or imported."""
+    """The circuit at the slider's threshold, connected (edges on input -> output paths only,
+    `Circuit.prune`); at 0 the circuit as traced or imported."""
     circuit = data["circuit"]
     if not fraction:
         return circuit
     biggest = float(circuit.scores.abs().max()) if len(circuit.edges) else 0.0
-    return circuit.prune(threshold=fraction * biggest)
+    return circuit.prune(threshold=fraction * biggest, connected=True)
 
 
 def _session_circuit(session: Any) -> dict[str, Any] | None:
@@ -198,7 +200,7 @@ def register_callbacks(app: Any) -> None:
         graph = pruned.plot().update_layout(
             height=480, template="plotly_white", yaxis={"visible": False}
         )
-        label = f"{pruned.model}_{pruned.task}_{pruned.method}"
+        label = f"{pruned.model_name}_{pruned.task}_{pruned.method}"
         return (
             keep_figure(session, "circuits-graph", graph, label=label),
             keep_figure(session, "circuits-curve", curve, label=label)
@@ -248,7 +250,7 @@ def register_callbacks(app: Any) -> None:
             pruned = _pruned(data, fraction)
         except ValueError as err:
             return no_update, error_alert(err, id="circuits-alert")
-        stem = f"circuit_{pruned.model}_{pruned.task}_{pruned.method}"
+        stem = f"circuit_{pruned.model_name}_{pruned.task}_{pruned.method}"
         name = safe_filename(stem.replace("/", "_").replace("\\", "_"), "json")
         return dcc.send_string(pruned.to_json(), filename=name), None
 

@@ -1,6 +1,6 @@
 """Guidance page ("/guidance"): head-perturbation guided decoding, side by side with plain.
 
-- Heads by hand (multi-select of `L.H`) or by search: `HeadHunter` runs as a background job
+- Heads by hand (multi-select of `L1H2`) or by search: `HeadHunter` runs as a background job
   (progress, Cancel) on the IOI task for decoders that handle it, else on the prompt's
   next-token loss, and fills the selection with the heads it chose.
 - Perturbation method, `u` (interpolation towards the target pattern) and `w` (guidance
@@ -8,7 +8,7 @@
   (plain) and the chosen `w`, shown side by side with the per-step logit shift figure.
 
 Thin: all numbers come from `analysis`. Every input is checked (`workbench.ui.input_checks`):
-heads `L.H` inside the model, a listed method, `u` in [0, 1], `w` in [0, 5], 1-64 new
+heads (`L1H2`) inside the model, a listed method, `u` in [0, 1], `w` in [0, 5], 1-64 new
 tokens -> else one red alert. The logit-shift figure is kept for the exports
 (`keep_figure`). Ids are prefixed `guidance-`.
 """
@@ -20,6 +20,7 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, html
 
+from workbench.heads import Head
 from workbench.ui import input_checks as check
 from workbench.ui import jobs, selection, state
 from workbench.ui.components import (
@@ -43,7 +44,7 @@ def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
     model_name, prompt = selection.model_and_prompt(selected)
     first = (
-        [f"{selected['layer']}.{selected['head']}"]
+        [str(Head(selected["layer"], selected["head"]))]
         if "layer" in selected and "head" in selected
         else []
     )
@@ -201,7 +202,7 @@ def register_callbacks(app: Any) -> None:
             )
         except Exception as err:  # noqa: BLE001
             return [], error_alert(user_message(err), id="guidance-alert")
-        return [f"{layer}.{head}" for layer, head in heads], None
+        return [str(head) for head in heads], None
 
 
 def _search(set_progress, model_name: str, prompt: str, *, method: str, u: float, w: float):

@@ -21,7 +21,8 @@ from typing import Any
 import dash_mantine_components as dmc
 from dash import Input, Output, State, html, no_update
 
-from analysis.statistics.attention_pattern import attention_pattern, check_head, pattern_figure
+from analysis.statistics.attention_pattern import attention_pattern, pattern_figure
+from workbench.heads import Head
 from workbench.ui import input_checks as check
 from workbench.ui import selection, state
 from workbench.ui.components import (
@@ -112,7 +113,7 @@ def sized(fig: Any, height: int = 380) -> Any:
     )
 
 
-def _clicked_head(click: Any) -> tuple[int, int]:
+def _clicked_head(click: Any) -> Head:
     """The `L{layer}H{head}` a taxonomy / cluster-map click names (`ValueError` if none)."""
     point = check.event_point(click, "click")
     match = _HEAD_NAME.search(
@@ -120,14 +121,14 @@ def _clicked_head(click: Any) -> tuple[int, int]:
     )
     if not match:
         raise ValueError("click: the point names no head (L{layer}H{head})")
-    return int(match.group(1)), int(match.group(2))
+    return Head.parse(match.group(0))
 
 
 def _model_and_head(query: Any, layer: Any, head: Any) -> tuple[Any, str, int, int]:
     """The page's model and prompt with a checked (layer, head)."""
     model_name, prompt = selection.model_and_prompt(query)
     model = state.open_model(model_name)
-    layer, head = check_head(model, check.whole(layer, "layer"), check.whole(head, "head"))
+    layer, head = model.check_head(check.whole(layer, "layer"), check.whole(head, "head"))
     return model, prompt, layer, head
 
 
@@ -183,9 +184,9 @@ def register_callbacks(app: Any) -> None:
                 keep_figure(session, graph, None)
             blank = empty_figure("no head selected")
             return blank, blank, blank, error_alert(err, id="heads-alert")
-        title = f"{model_name} L{layer}H{head}"
+        title = f"{model_name} {Head(layer, head)}"
         pattern_fig = pattern_figure(pattern.pattern, pattern.tokens, title=title, query=qpos)
-        label = f"{model_name}_L{layer}H{head}"
+        label = f"{model_name}_{Head(layer, head)}"
         return (
             keep_figure(session, "heads-spectrum", sized(svd.plot("spectrum")), label=label),
             keep_figure(session, "heads-readouts", sized(svd.plot("readouts"), 460), label=label),
@@ -275,7 +276,7 @@ def register_callbacks(app: Any) -> None:
                 keep_figure(session, graph, None)
             blank = empty_figure("no decomposition")
             return blank, blank, error_alert(err, id="heads-alert")
-        label = f"{model.name}_L{layer}H{head}_q{qpos}k{kpos}"
+        label = f"{model.name}_{Head(layer, head)}_q{qpos}k{kpos}"
         return (
             keep_figure(session, "heads-decomposition", sized(decomposition.plot()), label=label),
             keep_figure(session, "heads-upstream", sized(upstream.plot()), label=label),

@@ -152,7 +152,9 @@ def test_objectives_check_the_model_kind(zoo_model, ioi):
         TokenAttack(objective="embedding").fit(model, ["a sentence"])
     with pytest.raises(ValueError, match="objective: 'flip' needs a decoder"):
         TokenAttack(objective="flip").fit(zoo_model("minilm"), task)
-    with pytest.raises(ValueError, match="heads: 4.0 is out of range"):
+    with pytest.raises(
+        ValueError, match=r"layer: 4 is out of range for tiny-ioi \(2 layers: 0-1\)"
+    ):
         ObjectiveSpec(name="flip", heads=((4, 0),), dissipation_weight=1.0).check(model)
 
 

@@ -21,7 +21,7 @@ def test_attack_json_reports_success_steps_and_head_statistics():
         "--batch-size",
         "32",
         "--heads",
-        "1.0,1.2",
+        "L1H0,L1H2",
         "--seed",
         "3",
         "--quiet",

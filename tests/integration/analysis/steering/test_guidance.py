@@ -139,7 +139,7 @@ def test_z_route_matches_the_pattern_route_on_a_decoder(zoo_model):
         with model.intervene(p._z_route_hooks(0, [1, 3], model, None)):
             via_z = model(tokens)
     torch.testing.assert_close(via_z, via_pattern, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="heads: layer 9 is out of range"):
+    with pytest.raises(ValueError, match=r"layer: 9 is out of range for \S+ \(\d+ layers"):
         HeadPerturbation(heads=((9, 0),), method="zero").hooks(model)
 
 

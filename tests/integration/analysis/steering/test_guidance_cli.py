@@ -17,7 +17,7 @@ def test_guide_json_decodes_with_guidance():
         "tiny-ioi",
         prompt,
         "--heads",
-        "1.0,1.2",
+        "L1H0,L1H2",
         "--w",
         "2",
         "--max-new-tokens",
@@ -26,7 +26,7 @@ def test_guide_json_decodes_with_guidance():
     )
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
-    assert payload["heads"] == [[1, 0], [1, 2]] and len(payload["steps"]) == 3
+    assert payload["heads"] == ["L1H0", "L1H2"] and len(payload["steps"]) == 3
     assert payload["steps"][0]["token_str"] == "Mary"  # guidance keeps the IOI answer
     assert all(step["shift_norm"] > 0 for step in payload["steps"])
 
@@ -35,7 +35,7 @@ def test_guide_json_decodes_with_guidance():
     ("args", "message"),
     [
         (["--heads", ""], "heads: no heads given"),
-        (["--heads", "1.0", "--u", "1.5"], "--u: perturbation strength must be in [0, 1]"),
+        (["--heads", "L1H0", "--u", "1.5"], "--u: perturbation strength must be in [0, 1]"),
     ],
 )
 def test_guide_bad_arguments_exit_2_with_one_line(args, message):

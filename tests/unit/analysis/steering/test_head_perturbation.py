@@ -19,6 +19,7 @@ from analysis.steering.head_perturbation import (
     target_pattern,
     visible_keys,
 )
+from workbench.heads import Head
 
 
 def random_pattern(batch=3, heads=2, n=7, *, causal=True, key_mask=None, seed=0):
@@ -133,8 +134,11 @@ def test_bad_perturbations_raise_naming_the_argument(kwargs, message):
 
 
 def test_parse_heads():
-    assert parse_heads("1.0, 0.3") == ((1, 0), (0, 3))
+    assert parse_heads("L1H0, L0H3") == parse_heads("1.0, 0.3") == ((1, 0), (0, 3))
     assert parse_heads([(1, 2)]) == ((1, 2),)
-    for bad in ("", "1", "a.b", "1.2.3"):
-        with pytest.raises(ValueError, match="heads:"):
+    assert HeadPerturbation(heads="L1H0,1.2").heads == (Head(1, 0), Head(1, 2))
+    with pytest.raises(ValueError, match="heads: no heads given"):
+        parse_heads("")
+    for bad in ("1", "a.b", "1.2.3"):
+        with pytest.raises(ValueError, match=f"head: '{bad}' is not a head"):
             parse_heads(bad)
