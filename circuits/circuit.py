@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from circuits.connected import greedy_from_output
-from circuits.graph import Graph
+from circuits.graph import Graph, modern_label, parse_node
 from workbench.results import Result
 
 
@@ -33,8 +33,8 @@ def _layer_of(node: str) -> float:
         return 0.0
     if node == "output":
         return float("inf")
-    layer = int(node[1:].split(".")[0])
-    return 1.0 + 2 * layer + (1 if node.startswith("m") else 0)
+    parsed = parse_node(node)
+    return 1.0 + 2 * parsed.layer + (1 if parsed.kind == "mlp" else 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,7 +50,7 @@ class Circuit(Result):
     model_name: str
     task: str
     method: str
-    edges: tuple[str, ...]  # "upstream->port" labels, e.g. "a0.1->a1.3<k>"
+    edges: tuple[str, ...]  # "upstream->port" labels, e.g. "L0H1->L1H3<k>"
     scores: torch.Tensor  # [edge] float64
     included: torch.Tensor  # [edge] bool
     nodes: tuple[str, ...] = ()  # every node of the graph
@@ -60,9 +60,13 @@ class Circuit(Result):
 
     @classmethod
     def _stored_fields(cls, fields: dict[str, Any]) -> dict[str, Any]:
-        """Circuit JSON from before the rename stores the model as `model`."""
+        """Circuit JSON from before the renames stores the model as `model` and names nodes
+        `a{L}.{h}` / `m{L}`: both are brought to today's names."""
         if "model" in fields and "model_name" not in fields:
             fields = {("model_name" if k == "model" else k): v for k, v in fields.items()}
+        for key in ("edges", "nodes"):
+            if key in fields and fields[key] is not None:
+                fields[key] = tuple(modern_label(label) for label in fields[key])
         return fields
 
     def __post_init__(self) -> None:
@@ -101,7 +105,7 @@ class Circuit(Result):
 
     @property
     def kept_nodes(self) -> list[str]:
-        """Nodes touched by an included edge (ports map to their node; kv ports to `a{L}.{g}`)."""
+        """Nodes touched by an included edge (ports map to their node; kv ports to `L{L}H{g}`)."""
         seen: dict[str, None] = {}
         for label in self.kept_edges:
             upstream, port = label.split("->")
@@ -244,8 +248,8 @@ class Circuit(Result):
 
 def _node_order(node: str) -> tuple[float, int]:
     """Column, then head index (heads top to bottom within a layer)."""
-    head = int(node.split(".")[1]) if node.startswith("a") else 0
-    return (_layer_of(node), head)
+    parsed = parse_node(node)
+    return (_layer_of(node), max(parsed.head, 0))
 
 
 def _node_positions(nodes: set[str]) -> dict[str, tuple[float, float]]:

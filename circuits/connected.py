@@ -11,8 +11,8 @@ from `apply_greedy` + `prune`, which can end far below n (EAP's greedy top 22 on
 no edge from `input`, so nothing survives): with `top_n` the growth goes on until `top_n`
 edges lie on a path, skipping any edge that would push that count past `top_n`.
 
-Nodes: a port belongs to the nodes that read it - `a{L}.{h}<q>` to head h, `m{L}` and `output`
-to themselves, and a key/value port `a{L}.{g}<k|v>` to every query head of kv group g
+Nodes: a port belongs to the nodes that read it - `L{L}H{h}<q>` to head h, `MLP{L}` and `output`
+to themselves, and a key/value port `L{L}H{g}<k|v>` to every query head of kv group g
 (grouped-query attention), so a head counts as "in the circuit" when any port it reads is.
 
 Caveats: greedy, so a top-n circuit holds at most n edges (fewer when the candidates run out
@@ -27,6 +27,8 @@ from collections import defaultdict
 
 import torch
 
+from circuits.graph import head_node, parse_node
+
 INPUT = "input"
 OUTPUT = "output"
 
@@ -34,11 +36,10 @@ OUTPUT = "output"
 def port_readers(edges: tuple[str, ...] | list[str]) -> dict[str, tuple[str, ...]]:
     """Port name -> the nodes that read it, derived from the edge labels alone."""
     ports = list(dict.fromkeys(label.split("->")[1] for label in edges))
-    counts: dict[tuple[str, str], int] = defaultdict(int)  # (layer, kind) -> ports
+    counts: dict[tuple[int, str], int] = defaultdict(int)  # (layer, kind) -> ports
     for port in ports:
         if "<" in port:
-            layer, kind = port.split(".")[0], port[-2]
-            counts[(layer, kind)] += 1
+            counts[(parse_node(port).layer, port[-2])] += 1
     readers = {}
     for port in ports:
         if "<" not in port:
@@ -48,9 +49,11 @@ def port_readers(edges: tuple[str, ...] | list[str]) -> dict[str, tuple[str, ...
         if kind == "q":
             readers[port] = (node,)
             continue
-        layer, index = node.split(".")
-        group = max(1, counts[(layer, "q")] // max(1, counts[(layer, kind)]))
-        readers[port] = tuple(f"{layer}.{int(index) * group + i}" for i in range(group))
+        parsed = parse_node(node)
+        group = max(1, counts[(parsed.layer, "q")] // max(1, counts[(parsed.layer, kind)]))
+        readers[port] = tuple(
+            head_node(parsed.layer, parsed.head * group + i) for i in range(group)
+        )
     return readers
 
 

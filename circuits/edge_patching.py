@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from circuits.graph import Graph, build_graph, supports_edges
+from circuits.graph import Graph, build_graph, head_node, mlp_node, supports_edges
 from workbench.adapters.modules import hf_module
 
 if TYPE_CHECKING:
@@ -83,9 +83,9 @@ class EdgePatcher:
         ]
         if self.post_ln:
             self._init_post_ln(bridge)
-        self._first_head = [self._writer[f"a{layer}.0"] for layer in range(model.n_layers)]
+        self._first_head = [self._writer[head_node(layer, 0)] for layer in range(model.n_layers)]
         self._mlp_writer = {
-            layer: self._writer[f"m{layer}"]
+            layer: self._writer[mlp_node(layer)]
             for layer in range(model.n_layers)
             if self.graph.has_mlp
         }

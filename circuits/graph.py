@@ -1,19 +1,23 @@
 """The computational graph of a transformer, as ACDC and EAP define it.
 
 Nodes are the components that write to the residual stream: `input` (token + position
-embeddings), every attention head `a{layer}.{head}`, every MLP `m{layer}`, plus the readout
-node `output` (the logits, or the task's `readout` activation). An edge runs from every node
-that writes to the residual stream to every *input port* downstream of it:
+embeddings), every attention head `L{layer}H{head}` (the workbench's one head notation,
+`workbench.heads.Head`), every MLP `MLP{layer}`, plus the readout node `output` (the logits,
+or the task's `readout` activation). An edge runs from every node that writes to the residual
+stream to every *input port* downstream of it:
 
-- an attention head reads through three ports, `a{L}.{h}<q>`, `a{L}.{g}<k>`, `a{L}.{g}<v>`;
-- an MLP reads through `m{L}` (its only port), the readout through `output`.
+- an attention head reads through three ports, `L{L}H{h}<q>`, `L{L}H{g}<k>`, `L{L}H{g}<v>`;
+- an MLP reads through `MLP{L}` (its only port), the readout through `output`.
+
+`parse_node` reads a node name back (also the names written before this notation:
+`a{layer}.{head}` and `m{layer}`); `modern_label` rewrites an old edge label.
 
 Grouped-query attention: query ports are per query head (`h` in `range(n_heads)`), key and
 value ports are per *key/value head* (`g` in `range(n_key_value_heads)`), because that is where
 the computation happens: one kv head's key/value input is shared by all query heads of its
 group. With as many kv heads as heads (GPT-2, BERT) the indices coincide.
 
-Edge labels are `"{upstream}->{port}"`, e.g. `"a0.1->a1.3<k>"`; the edge order is fixed (by
+Edge labels are `"{upstream}->{port}"`, e.g. `"L0H1->L1H3<k>"`; the edge order is fixed (by
 downstream layer, then port, then upstream) so edge score tensors line up across methods.
 
 Caveats: the graph assumes sequential blocks (attention, then MLP, each reading everything
@@ -25,9 +29,12 @@ Parallel attention+MLP blocks (GPT-J, NeoX) are not modelled.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
+
+from workbench.heads import Head
 
 if TYPE_CHECKING:
     from workbench.model import Model
@@ -36,14 +43,61 @@ INPUT = "input"
 OUTPUT = "output"
 
 
+_MLP = re.compile(r"(?:MLP|m)(\d+)")
+_LEGACY = re.compile(r"\ba(\d+)\.(\d+)|\bm(\d+)\b")
+
+
 def head_node(layer: int, head: int) -> str:
-    """The node name of head `head` of layer `layer`: a{layer}.{head}."""
-    return f"a{layer}.{head}"
+    """The node name of head `head` of layer `layer`: `L{layer}H{head}` (as `str(Head)`)."""
+    return str(Head(layer, head))
 
 
 def mlp_node(layer: int) -> str:
-    """The node name of layer `layer`'s MLP: m{layer}."""
-    return f"m{layer}"
+    """The node name of layer `layer`'s MLP: `MLP{layer}`."""
+    return f"MLP{layer}"
+
+
+def port_name(layer: int, index: int, kind: str) -> str:
+    """The name of a head's input port: `L{layer}H{index}<{kind}>` (kind q, k or v)."""
+    return f"{head_node(layer, index)}<{kind}>"
+
+
+@dataclass(frozen=True)
+class NodeName:
+    """A node name read back: kind "input", "head", "mlp" or "output"; layer and head index
+    (-1 where they don't apply; the readout's layer is -1 too)."""
+
+    kind: str
+    layer: int = -1
+    head: int = -1
+
+
+def parse_node(node: str) -> NodeName:
+    """What a node (or port, `<...>` ignored) name denotes; also reads the older `a1.2` / `m0`
+    spellings. `ValueError` for anything else."""
+    name = node.split("<", 1)[0]
+    if name in (INPUT, OUTPUT):
+        return NodeName(name)
+    found = _MLP.fullmatch(name)
+    if found:
+        return NodeName("mlp", int(found.group(1)))
+    try:
+        head = Head.parse(name)
+    except ValueError:
+        raise ValueError(f"node: {node!r} is not a node of the circuit graph") from None
+    return NodeName("head", head.layer, head.head)
+
+
+def modern_label(label: str) -> str:
+    """An edge, port or node label with the older `a{L}.{h}` / `m{L}` names rewritten to
+    `L{L}H{h}` / `MLP{L}` (labels already modern are returned unchanged)."""
+
+    def rename(found: re.Match) -> str:
+        if found.group(3) is not None:
+            return mlp_node(int(found.group(3)))
+        return head_node(int(found.group(1)), int(found.group(2)))
+
+    return _LEGACY.sub(rename, label)
 
 
 @dataclass(frozen=True)
@@ -86,11 +140,10 @@ class Graph:
 
     def writer_layer(self, node: str) -> tuple[int, int]:
         """(layer, stage) where the node writes: input (-1, 1), heads (L, 0), MLP (L, 1)."""
-        if node == INPUT:
+        parsed = parse_node(node)
+        if parsed.kind == INPUT:
             return (-1, 1)
-        if node.startswith("a"):
-            return (int(node[1:].split(".")[0]), 0)
-        return (int(node[1:]), 1)
+        return (parsed.layer, 0 if parsed.kind == "head" else 1)
 
     @cached_property
     def ports(self) -> tuple[Port, ...]:
@@ -103,7 +156,7 @@ class Graph:
                 ("v", self.n_kv_heads),
             ):
                 for i in range(count):
-                    name = f"a{layer}.{i}<{kind}>"
+                    name = port_name(layer, i, kind)
                     out.append(Port(name, head_node(layer, i), kind, layer, i))
             if self.has_mlp:
                 out.append(Port(mlp_node(layer), mlp_node(layer), "mlp", layer, 0))
@@ -138,7 +191,7 @@ class Graph:
         return len(self.edges)
 
     def port_node(self, port_name: str) -> str:
-        """The node a port belongs to ("a1.2<k>" -> "a1.2"; kv ports name the kv index)."""
+        """The node a port belongs to ("L1H2<k>" -> "L1H2"; kv ports name the kv index)."""
         return port_name.split("<")[0]
 
     def describe(self) -> dict:

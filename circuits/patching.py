@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from circuits.circuit import Circuit
 from circuits.edge_patching import EdgePatcher
-from circuits.graph import INPUT, build_graph
+from circuits.graph import INPUT, build_graph, parse_node
 from circuits.pass_counter import PassCounter
 from circuits.task_batches import task_batches, task_digest
 from workbench.executors import (
@@ -58,10 +58,10 @@ def _node_hook(node: str) -> tuple[str, int | None]:
     """(hook name, head index or None) holding `node`'s output."""
     if node == INPUT:
         return "blocks.0.hook_resid_pre", None
-    if node.startswith("a"):
-        layer, head = node[1:].split(".")
-        return f"blocks.{layer}.attn.hook_z", int(head)
-    return f"blocks.{node[1:]}.mlp.hook_out", None
+    parsed = parse_node(node)
+    if parsed.kind == "head":
+        return f"blocks.{parsed.layer}.attn.hook_z", parsed.head
+    return f"blocks.{parsed.layer}.mlp.hook_out", None
 
 
 def _replace_hook(source: torch.Tensor, head: int | None, position: int | None):

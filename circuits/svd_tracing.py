@@ -63,7 +63,7 @@ import torch
 
 from analysis.anatomy.linalg import factored_svd, fewest_reaching
 from circuits.circuit import Circuit
-from circuits.graph import OUTPUT, build_graph
+from circuits.graph import OUTPUT, build_graph, head_node, parse_node, port_name
 from circuits.pass_counter import PassCounter
 from circuits.svd_tracing_state import PromptState, check_supported, prompt_states
 from circuits.task_batches import task_slice
@@ -173,9 +173,9 @@ class _PromptTrace:
             self._trace_head(*self.stack.pop())
 
     def _follow(self, node: str, pos: int, read: np.ndarray | None) -> None:
-        if node.startswith("a"):
-            layer, head = (int(x) for x in node[1:].split("."))
-            self.stack.append((layer, head, pos, read))
+        parsed = parse_node(node)
+        if parsed.kind == "head":
+            self.stack.append((parsed.layer, parsed.head, pos, read))
 
     def _record(self, port: str, ups: np.ndarray, contrib: np.ndarray, reads: list) -> None:
         """Edges to `port` from the selected writers; follow selected heads at `reads`
@@ -190,7 +190,7 @@ class _PromptTrace:
         if (layer, head, pos) in self.seen:
             return
         self.seen.add((layer, head, pos))
-        self.traced.add(f"a{layer}.{head}")
+        self.traced.add(head_node(layer, head))
         st, ctx, o = self.state, self.ctx, self.o
         kv = weights.kv_head_of(ctx.model, head)
         ups = ctx.upstream[layer]
@@ -205,8 +205,8 @@ class _PromptTrace:
             if f.terms.sum() <= 0:
                 continue
             q, k = f.query_terms.sum(1), f.key_terms.sum(1)  # [n_up]
-            self._record(f"a{layer}.{head}<q>", ups, q, [(pos, f.read_query)])
-            self._record(f"a{layer}.{kv}<k>", ups, k, [(int(j), f.read_key)])
+            self._record(port_name(layer, head, "q"), ups, q, [(pos, f.read_query)])
+            self._record(port_name(layer, kv, "k"), ups, k, [(int(j), f.read_key)])
         if not o["value_paths"] or read is None or len(ups) == 0:
             return
         w = ctx.head(layer, head)
@@ -214,7 +214,7 @@ class _PromptTrace:
         coef = pattern / st.scale[layer, : pos + 1, 0]  # [key]
         per_key = (st.writers[ups, : pos + 1] @ mapped) * coef  # [n_up, key]
         reads = [(int(j), coef[j] * mapped) for j in material]
-        self._record(f"a{layer}.{kv}<v>", ups, per_key.sum(1), reads)
+        self._record(port_name(layer, kv, "v"), ups, per_key.sum(1), reads)
 
 
 def svd_tracing(

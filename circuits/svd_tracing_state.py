@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from circuits.graph import head_node, mlp_node
 from circuits.task_batches import task_batches
 from workbench.adapters import weights
 
@@ -130,10 +131,10 @@ def _one_prompt(model, graph, cache, b, grad, w_u, w_o, arch, norm, eps) -> Prom
         z = get(f"blocks.{m}.attn.hook_z")  # [pos, head, d_head]
         per_head = np.einsum("phd,hdm->hpm", z, w_o[m][0])  # [head, pos, d_model]
         for h in range(model.n_heads):
-            rows[f"a{m}.{h}"] = per_head[h]
+            rows[head_node(m, h)] = per_head[h]
         biases.append(np.broadcast_to(w_o[m][1], embed.shape))
         if graph.has_mlp:
-            rows[f"m{m}"] = get(f"blocks.{m}.hook_mlp_out")
+            rows[mlp_node(m)] = get(f"blocks.{m}.hook_mlp_out")
     writers = np.stack([rows[n] for n in graph.writers])  # [n_writer, pos, d_model]
     biases = np.stack(biases)  # [layer, pos, d_model]
     final = get(f"blocks.{n_layers - 1}.hook_resid_post")  # [pos, d_model]

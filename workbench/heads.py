@@ -5,7 +5,7 @@
 
 - `str(Head(1, 2))` is `"L1H2"`: the notation of the API, the CLI, figures and the dashboard.
 - `Head.parse(value)` reads what people and older files write: `"L1H2"` (any case, spaces
-  allowed), `"1.2"` (the CLI's former `LAYER.HEAD`), `"a1.2"` (the circuit graph's head node),
+  allowed), `"1.2"` (the CLI's former `LAYER.HEAD`), `"a1.2"` (the circuit graph's former node name),
   a `(layer, head)` pair, a `{"layer": .., "head": ..}` mapping or a `Head`. Anything else is a
   `ValueError` naming the problem; bools and negative numbers are refused.
 - `parse_heads("L0H1, L1H2")` reads a comma- or space-separated list (or any iterable).

@@ -92,16 +92,16 @@ def _tl_writer(node) -> str:
     if node.kind == "embed":
         return "input"
     if node.kind == "attn_head_out":
-        return f"a{node.layer}.{node.head}"
-    return f"m{node.layer}"
+        return f"L{node.layer}H{node.head}"
+    return f"MLP{node.layer}"
 
 
 def _tl_reader(node) -> str:
     kind = node.kind
     if kind in ("q_input", "k_input", "v_input"):
-        return f"a{node.layer}.{node.head}<{kind[0]}>"
+        return f"L{node.layer}H{node.head}<{kind[0]}>"
     if kind == "mlp_in":
-        return f"m{node.layer}"
+        return f"MLP{node.layer}"
     return "output"
 
 
@@ -124,8 +124,8 @@ def test_eap_on_gqa_scores_every_edge(random_gqa):
     # 8 attention ports per layer (4 q + 2 k + 2 v): 8*1 + 5 (m0) + 8*6 + 10 (m1) + 11 (output)
     assert len(circuit.edges) == 82
     assert circuit.scores.isfinite().all() and (circuit.scores != 0).any()
-    assert "a1.1<k>" in {e.split("->")[1] for e in circuit.edges}
-    assert "a1.2<k>" not in {e.split("->")[1] for e in circuit.edges}
+    assert "L1H1<k>" in {e.split("->")[1] for e in circuit.edges}
+    assert "L1H2<k>" not in {e.split("->")[1] for e in circuit.edges}
 
 
 def test_activation_patching_matches_transformer_lens_patching(ioi):
@@ -141,7 +141,7 @@ def test_activation_patching_matches_transformer_lens_patching(ioi):
         corrupted_cache,
         lambda logits: task.metric(logits).mean() - clean_mean,
     )  # [layer, head]
-    heads = [ours.nodes.index(f"a{layer}.{h}") for layer in range(2) for h in range(4)]
+    heads = [ours.nodes.index(f"L{layer}H{h}") for layer in range(2) for h in range(4)]
     torch.testing.assert_close(
         ours.node_scores[heads].float(), tl.reshape(-1).float(), atol=1e-4, rtol=1e-4
     )

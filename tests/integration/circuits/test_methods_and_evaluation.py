@@ -167,12 +167,12 @@ def test_scores_are_float64_on_cpu(induction):
 def test_svd_tracing_finds_k_composition_from_the_previous_token_head(induction):
     from circuits.svd_tracing import svd_tracing
 
-    model, task = induction  # a0.3 is tiny-induction's previous-token head (score 0.95)
+    model, task = induction  # L0H3 is tiny-induction's previous-token head (score 0.95)
     circuit = svd_tracing(model, task, n_prompts=2)
-    assert circuit.method == "svd" and "a1.0" in circuit.config["traced_heads"]
+    assert circuit.method == "svd" and "L1H0" in circuit.config["traced_heads"]
     frame = circuit.to_frame()
     for kv in range(4):
-        into = frame[frame.port == f"a1.{kv}<k>"]
+        into = frame[frame.port == f"L1H{kv}<k>"]
         top = into.loc[into.abs_score.idxmax()]
-        assert top.upstream == "a0.3", (kv, top.edge)
+        assert top.upstream == "L0H3", (kv, top.edge)
     assert (frame[frame.port.str.endswith("<v>")].score != 0).any()  # value paths are traced

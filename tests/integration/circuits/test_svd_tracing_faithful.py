@@ -30,11 +30,11 @@ def test_planted_induction_truth_ranks_high_and_value_ports_are_scored(planted):
     # measured 0.948 (8 and 32 prompts); the paper's q/k-only trace reaches 0.689
     assert roc(circuit, mask).auc >= 0.9
     ranked = circuit.to_frame().sort_values("abs_score", ascending=False).edge.tolist()
-    assert ranked.index("a0.0->a1.0<k>") < 3  # the K-composition the paper traces
+    assert ranked.index("L0H0->L1H0<k>") < 3  # the K-composition the paper traces
     assert max(ranked.index(e) for e in true_edges) < 15  # of 110 edges
     scores = dict(zip(circuit.edges, circuit.scores.tolist(), strict=True))
-    assert scores["input->a0.0<v>"] < 0 and scores["input->a1.0<v>"] < 0
-    assert scores["a1.0->output"] < 0  # its own direct effect, not a patching score
+    assert scores["input->L0H0<v>"] < 0 and scores["input->L1H0<v>"] < 0
+    assert scores["L1H0->output"] < 0  # its own direct effect, not a patching score
     qk_only = svd_tracing(model, task, n_prompts=8, value_paths=False)
     assert all(
         s == 0 for e, s in zip(qk_only.edges, qk_only.scores.tolist(), strict=True) if "<v>" in e

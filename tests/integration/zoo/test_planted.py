@@ -128,7 +128,7 @@ def test_the_lookup_circuit_uses_q_k_and_v_composition():
         assert composition[kind], kind
         for label in composition[kind]:
             upstream, target = label.split("->")
-            assert label in true_edges and upstream.startswith("a") and target.endswith(port)
+            assert label in true_edges and upstream.startswith("L") and target.endswith(port)
 
 
 def test_committed_checkpoints_equal_a_fresh_build():
@@ -160,4 +160,4 @@ def test_cli_models_name_json_shows_the_true_edges():
     info = json.loads(proc.stdout)
     assert info["task"] == "induction"
     assert info["true_edges"] == list(SPECS["planted-induction"].true_edges)
-    assert "a0.0->a1.0<k>" in info["true_edges"]
+    assert "L0H0->L1H0<k>" in info["true_edges"]

@@ -12,11 +12,11 @@ from circuits.graph import Graph
 
 GRAPH = Graph("toy", 2, 4, 4, True, True, None)
 PICKED = {  # a chain output <- a1.0 <- a0.0 <- input, a dead end, a short cut from input
-    "a1.0->output": 5.0,
-    "a0.0->m1": -4.0,  # m1 never reaches the output: a dead end
-    "a0.0->a1.0<q>": 3.0,
-    "input->a0.0<v>": 2.0,
-    "input->a1.0<k>": -1.0,
+    "L1H0->output": 5.0,
+    "L0H0->MLP1": -4.0,  # m1 never reaches the output: a dead end
+    "L0H0->L1H0<q>": 3.0,
+    "input->L0H0<v>": 2.0,
+    "input->L1H0<k>": -1.0,
 }
 
 
@@ -53,10 +53,10 @@ def paths_ok(circuit: Circuit) -> bool:
 def test_top_n_without_connectivity_is_disconnected_and_connected_is_not():
     circuit = toy_circuit()
     plain = circuit.prune(top_n=3, connected=False)
-    assert set(plain.kept_edges) == {"a1.0->output", "a0.0->m1", "a0.0->a1.0<q>"}
+    assert set(plain.kept_edges) == {"L1H0->output", "L0H0->MLP1", "L0H0->L1H0<q>"}
     assert not paths_ok(plain)  # no edge from input at all
     joined = circuit.prune(top_n=3)
-    assert set(joined.kept_edges) == {"a1.0->output", "a0.0->a1.0<q>", "input->a0.0<v>"}
+    assert set(joined.kept_edges) == {"L1H0->output", "L0H0->L1H0<q>", "input->L0H0<v>"}
     assert paths_ok(joined)
     assert joined.config["pruned"] == {"top_n": 3, "threshold": None, "connected": True}
 
@@ -64,7 +64,7 @@ def test_top_n_without_connectivity_is_disconnected_and_connected_is_not():
 def test_top_n_skips_an_edge_that_would_overshoot():
     # top 2: input->a0.0<v> would complete a 3-edge path, so the short cut is taken instead
     pruned = toy_circuit().prune(top_n=2)
-    assert set(pruned.kept_edges) == {"a1.0->output", "input->a1.0<k>"}
+    assert set(pruned.kept_edges) == {"L1H0->output", "input->L1H0<k>"}
     assert paths_ok(pruned)
 
 
@@ -72,9 +72,9 @@ def test_threshold_is_greedy_from_the_output_then_cut_to_paths():
     circuit = toy_circuit()
     assert circuit.prune(threshold=2.5).n_edges == 0  # the chain never reaches input
     assert set(circuit.prune(threshold=1.5).kept_edges) == {
-        "a1.0->output",
-        "a0.0->a1.0<q>",
-        "input->a0.0<v>",
+        "L1H0->output",
+        "L0H0->L1H0<q>",
+        "input->L0H0<v>",
     }
     assert circuit.prune(threshold=1.5, connected=False).n_edges == 4  # with the dead end
 
@@ -94,24 +94,24 @@ def test_random_scores_give_connected_circuits_of_at_most_n_edges(seed):
 def test_on_paths_drops_dead_ends_on_both_sides():
     labels = GRAPH.edge_labels
     keep = torch.zeros(GRAPH.n_edges, dtype=torch.bool)
-    keep[[GRAPH.edge_index[e] for e in ("input->a0.0<v>", "a0.0->m1", "a1.2->output")]] = True
+    keep[[GRAPH.edge_index[e] for e in ("input->L0H0<v>", "L0H0->MLP1", "L1H2->output")]] = True
     assert not on_paths(labels, keep).any()  # m1 reaches no output; a1.2 no input
-    keep[GRAPH.edge_index["m1->output"]] = True
+    keep[GRAPH.edge_index["MLP1->output"]] = True
     kept = {labels[i] for i in on_paths(labels, keep).nonzero().flatten().tolist()}
-    assert kept == {"input->a0.0<v>", "a0.0->m1", "m1->output"}
+    assert kept == {"input->L0H0<v>", "L0H0->MLP1", "MLP1->output"}
 
 
 def test_kv_ports_belong_to_every_head_of_their_group():
     gqa = Graph("gqa", 2, 8, 4, True, True, None)
     readers = port_readers(gqa.edge_labels)
-    assert readers["a1.1<k>"] == ("a1.2", "a1.3") and readers["a1.5<q>"] == ("a1.5",)
-    assert readers["m0"] == ("m0",) and readers["output"] == ("output",)
+    assert readers["L1H1<k>"] == ("L1H2", "L1H3") and readers["L1H5<q>"] == ("L1H5",)
+    assert readers["MLP0"] == ("MLP0",) and readers["output"] == ("output",)
     scores = torch.zeros(gqa.n_edges)
-    scores[gqa.edge_index["a1.3->output"]] = 3.0  # a1.3 reads kv head 1
-    scores[gqa.edge_index["input->a1.1<v>"]] = 2.0
-    scores[gqa.edge_index["input->a1.3<v>"]] = 1.0  # kv head 3: read by a1.6, a1.7 only
+    scores[gqa.edge_index["L1H3->output"]] = 3.0  # a1.3 reads kv head 1
+    scores[gqa.edge_index["input->L1H1<v>"]] = 2.0
+    scores[gqa.edge_index["input->L1H3<v>"]] = 1.0  # kv head 3: read by a1.6, a1.7 only
     kept = greedy_from_output(gqa.edge_labels, scores, top_n=2)
     assert {gqa.edge_labels[i] for i in kept.nonzero().flatten().tolist()} == {
-        "a1.3->output",
-        "input->a1.1<v>",
+        "L1H3->output",
+        "input->L1H1<v>",
     }

@@ -41,16 +41,16 @@ def test_tiny_ioi_graph_has_110_edges_and_kv_ports_per_kv_head():
     assert make_graph().n_edges == 110
     gqa = make_graph(2, 8, 4)
     ports = [p.name for p in gqa.ports if p.layer == 1]
-    assert "a1.7<q>" in ports and "a1.3<k>" in ports and "a1.4<k>" not in ports
+    assert "L1H7<q>" in ports and "L1H3<k>" in ports and "L1H4<k>" not in ports
     assert gqa.n_edges == 222
 
 
 def test_upstream_respects_layer_order():
     graph = make_graph()
-    port = next(p for p in graph.ports if p.name == "m0")
-    assert graph.upstream_of(port) == ["input", "a0.0", "a0.1", "a0.2", "a0.3"]
-    port = next(p for p in graph.ports if p.name == "a1.2<v>")
-    assert "m0" in graph.upstream_of(port) and "a1.0" not in graph.upstream_of(port)
+    port = next(p for p in graph.ports if p.name == "MLP0")
+    assert graph.upstream_of(port) == ["input", "L0H0", "L0H1", "L0H2", "L0H3"]
+    port = next(p for p in graph.ports if p.name == "L1H2<v>")
+    assert "MLP0" in graph.upstream_of(port) and "L1H0" not in graph.upstream_of(port)
 
 
 def make_circuit(scores) -> Circuit:
@@ -102,9 +102,9 @@ def test_plot_places_every_node_label_apart_with_heads_in_order():
     labels = {a.text: (a.x, a.y) for a in fig.layout.annotations}
     assert set(labels) == set(circuit.kept_nodes) and len(labels) == 4 + 1 + 4 + 1 + 2
     assert len(set(labels.values())) == len(labels)  # no two labels at the same spot
-    column = sorted((y, name) for name, (x, y) in labels.items() if name.startswith("a1."))
-    assert [name for _, name in column] == ["a1.3", "a1.2", "a1.1", "a1.0"]  # head 0 on top
-    assert labels["input"][0] < labels["a0.0"][0] < labels["m0"][0] < labels["output"][0]
+    column = sorted((y, name) for name, (x, y) in labels.items() if name.startswith("L1H"))
+    assert [name for _, name in column] == ["L1H3", "L1H2", "L1H1", "L1H0"]  # head 0 on top
+    assert labels["input"][0] < labels["L0H0"][0] < labels["MLP0"][0] < labels["output"][0]
     taller = Circuit.from_scores(
         make_graph(2, 12, 12),
         task="ioi",
@@ -112,7 +112,7 @@ def test_plot_places_every_node_label_apart_with_heads_in_order():
         scores=torch.ones(make_graph(2, 12, 12).n_edges),
     ).plot()
     assert taller.layout.height > fig.layout.height  # height grows with the tallest column
-    assert set(circuit.kept_nodes) <= set(circuit.nodes) | {"a1.0", "a1.1", "a1.2", "a1.3"}
+    assert set(circuit.kept_nodes) <= set(circuit.nodes) | {"L1H0", "L1H1", "L1H2", "L1H3"}
 
 
 def test_roc_auc_matches_sklearn():
@@ -144,3 +144,41 @@ def test_roc_auc_and_roc_curve_are_deprecated_aliases():
 def test_roc_rejects_one_class_reference():
     with pytest.raises(ValueError, match="reference"):
         roc(torch.ones(110), torch.ones(110, dtype=torch.bool))
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "layer", "head"),
+    [
+        ("input", "input", -1, -1),
+        ("output", "output", -1, -1),
+        ("L1H2", "head", 1, 2),
+        ("L1H2<k>", "head", 1, 2),
+        ("MLP0", "mlp", 0, -1),
+        ("a1.2", "head", 1, 2),  # the names written before L1H2
+        ("m3", "mlp", 3, -1),
+    ],
+)
+def test_node_names_read_back(name, kind, layer, head):
+    from circuits.graph import NodeName, parse_node
+
+    assert parse_node(name) == NodeName(kind, layer, head)
+
+
+@pytest.mark.parametrize("name", ["", "L1", "mlp", "x0", "L1H2H3"])
+def test_unknown_node_names_are_refused(name):
+    from circuits.graph import parse_node
+
+    with pytest.raises(ValueError, match="is not a node of the circuit graph"):
+        parse_node(name)
+
+
+def test_circuits_saved_with_the_older_node_names_load_with_todays():
+    from circuits.graph import modern_label
+
+    circuit = make_circuit(torch.arange(110, dtype=torch.float64))
+    old = circuit.to_json().replace("L0H", "a0.").replace("L1H", "a1.").replace("MLP", "m")
+    assert "a0.1" in old and "L0H1" not in old
+    back = Circuit.from_json(old)
+    assert back.edges == circuit.edges and back.nodes == circuit.nodes
+    assert modern_label("a0.1->a1.3<k>") == "L0H1->L1H3<k>"
+    assert modern_label("m0->output") == "MLP0->output"

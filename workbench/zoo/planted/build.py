@@ -88,7 +88,7 @@ def card(spec: Spec, metrics: dict) -> dict:
         "true_edges": list(spec.true_edges),
         "distractors": list(spec.distractors),
         "heads": {f"L{h.layer}H{h.head}": h.role for h in spec.heads},
-        "mlps": {f"m{m.layer}": f"distractor ({m.in_block} -> {m.out_block})" for m in spec.mlps},
+        "mlps": {f"MLP{m.layer}": f"distractor ({m.in_block} -> {m.out_block})" for m in spec.mlps},
         "notes": spec.notes,
         "construction": {
             "built_by": BUILD_COMMAND,

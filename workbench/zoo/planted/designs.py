@@ -153,12 +153,12 @@ def planted_induction() -> Spec:
         ),
         mlps=(Mlp(0, "tok", "dist", 40), Mlp(1, "prev", "dist", 41)),
         true_edges=(
-            "input->a0.0<v>",
-            "a0.0->a1.0<k>",
-            "input->a1.0<v>",
-            "a1.0->output",
+            "input->L0H0<v>",
+            "L0H0->L1H0<k>",
+            "input->L1H0<v>",
+            "L1H0->output",
         ),
-        distractors=("a0.1", "a1.1", "a1.2", "m0", "m1"),
+        distractors=("L0H1", "L1H1", "L1H2", "MLP0", "MLP1"),
     )
 
 
@@ -179,15 +179,15 @@ def planted_redundant() -> Spec:
         ),
         mlps=(Mlp(0, "tok", "dist", 40), Mlp(1, "prev", "dist", 41)),
         true_edges=(
-            "input->a0.0<v>",
-            "input->a0.2<v>",
-            "a0.0->a1.0<k>",
-            "a0.2->a1.0<k>",
-            "input->a1.0<v>",
-            "a1.0->output",
+            "input->L0H0<v>",
+            "input->L0H2<v>",
+            "L0H0->L1H0<k>",
+            "L0H2->L1H0<k>",
+            "input->L1H0<v>",
+            "L1H0->output",
         ),
-        distractors=("a0.1", "a1.1", "a1.2", "m0", "m1"),
-        notes={"redundant_edges": ["a0.0->a1.0<k>", "a0.2->a1.0<k>"]},
+        distractors=("L0H1", "L1H1", "L1H2", "MLP0", "MLP1"),
+        notes={"redundant_edges": ["L0H0->L1H0<k>", "L0H2->L1H0<k>"]},
     )
 
 
@@ -242,19 +242,19 @@ def planted_lookup() -> Spec:
         ),
         mlps=(Mlp(0, "tok", "dist", 50), Mlp(1, "prev", "dist", 51), Mlp(2, "ptr", "dist", 52)),
         true_edges=(
-            "input->a0.0<v>",
-            "a0.0->a1.0<q>",
-            "a0.0->a1.0<k>",
-            "a1.0->a2.0<q>",
-            "a0.0->a2.0<v>",
-            "a2.0->output",
+            "input->L0H0<v>",
+            "L0H0->L1H0<q>",
+            "L0H0->L1H0<k>",
+            "L1H0->L2H0<q>",
+            "L0H0->L2H0<v>",
+            "L2H0->output",
         ),
-        distractors=("a0.1", "a1.1", "a2.1", "a2.2", "m0", "m1", "m2"),
+        distractors=("L0H1", "L1H1", "L2H1", "L2H2", "MLP0", "MLP1", "MLP2"),
         notes={
             "composition": {
-                "Q": ["a0.0->a1.0<q>", "a1.0->a2.0<q>"],
-                "K": ["a0.0->a1.0<k>"],
-                "V": ["a0.0->a2.0<v>"],
+                "Q": ["L0H0->L1H0<q>", "L1H0->L2H0<q>"],
+                "K": ["L0H0->L1H0<k>"],
+                "V": ["L0H0->L2H0<v>"],
             }
         },
     )
@@ -319,8 +319,8 @@ def planted_induction_llama() -> Spec:
         mlps=(Mlp(0, "tok", "dist", 40), Mlp(1, "prev", "dist", 41)),
         unembed_block="out",
         unembed_scale=15.0,
-        true_edges=("input->a0.0<v>", "a0.0->a1.0<k>", "input->a1.0<v>", "a1.0->output"),
-        distractors=("a0.1", "a1.1", "a1.2", "m0", "m1"),
+        true_edges=("input->L0H0<v>", "L0H0->L1H0<k>", "input->L1H0<v>", "L1H0->output"),
+        distractors=("L0H1", "L1H1", "L1H2", "MLP0", "MLP1"),
         architecture="llama",
         hidden=160,
         rope_theta=1e20,
