@@ -537,3 +537,14 @@ def test_a_slow_load_does_not_stall_another_sessions_request(
     assert response["attention-error"]["children"] is None
     assert loads == [str(checkpoint.resolve())]  # loaded once
     assert os.fspath(checkpoint.resolve()) in [m.name for m in state.loaded_models()]
+
+
+def test_preloaded_models_are_kept_and_not_counted(checkpoint, fresh_state, tmp_path):
+    state.configure(max_models=1)
+    state.preload(["tiny-ioi", "tiny-induction"])
+    other = tmp_path / "other"
+    shutil.copytree(checkpoint, other)
+    state.get_model(str(checkpoint))
+    state.get_model(str(other))  # evicts the first folder, never a preloaded model
+    names = [m.name for m in state.loaded_models()]
+    assert names == ["tiny-ioi", "tiny-induction", str(other.resolve())]

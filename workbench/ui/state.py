@@ -6,11 +6,11 @@ client can make the server keep is bounded:
 - Models: one cache keyed by the model's canonical name (`canonical_name`: zoo names as
   they are; folders by `Path(...).expanduser().resolve()`, and a folder that is a zoo
   checkpoint by its zoo name), so `.../model/`, `.../model//`, `..././model` and
-  `.../x/../model` are one model loaded once. It holds at most `max_models()` models
-  (default `MAX_MODELS` = 4, `$WORKBENCH_MAX_MODELS`, or `configure(max_models=...)`; zoo
-  preloads count) and evicts the least recently used model that is not in use (its
-  `model_lock` held or waited for); when every model is in use it may hold more until one is
-  free. Evicting a model also drops the cached results that reference it.
+  `.../x/../model` are one model loaded once. Besides the models the server preloaded at
+  start (the zoo: a fixed set, kept and not counted), it holds at most `max_models()` models
+  (default `MAX_MODELS` = 4, `$WORKBENCH_MAX_MODELS`, or `configure(max_models=...)`) and
+  evicts the least recently used one that is not in use (its `model_lock` held or waited
+  for); when every model is in use it may hold more until one is free. Evicting a model also drops the cached results that reference it.
   A model loads outside the global lock, under a per-model loading lock: two requests for
   one model load it once, and requests for other models or results never wait for a load.
   `configure(trust_remote_code=...)` is set from the command line only.
@@ -65,6 +65,7 @@ _lock = threading.RLock()
 _models: OrderedDict[str, Model] = OrderedDict()  # canonical name -> model, LRU first
 _busy: dict[str, list] = {}  # canonical name -> [RLock, holders + waiters] (model locks)
 _loading: dict[str, list] = {}  # canonical name -> [RLock, loaders + waiters]
+_pinned: set[str] = set()  # canonical names of preloaded models: never evicted
 _settings: dict[str, Any] = {
     "trust_remote_code": False,
     "store": None,
@@ -296,10 +297,15 @@ def open_model(name: str) -> Model:
 
 
 def _evict_models(keep: str | None = None) -> None:
-    """Drop least recently used models not in use until at most `max_models()` remain."""
+    """Drop least recently used models not in use until at most `max_models()` models that
+    were not preloaded remain (preloaded ones, the zoo at start, are kept and not counted)."""
     with _lock:
-        while len(_models) > max_models():
-            free = [k for k in _models if k != keep and k not in _busy and k not in _loading]
+        while sum(k not in _pinned for k in _models) > max_models():
+            free = [
+                k
+                for k in _models
+                if k != keep and k not in _pinned and k not in _busy and k not in _loading
+            ]
             if not free:
                 return
             model = _models.pop(free[0])
@@ -315,8 +321,15 @@ def loaded_models() -> list[Model]:
 
 
 def preload(names: Iterable[str]) -> list[Model]:
-    """Load each of `names` (once) and return them."""
-    return [get_model(name) for name in names]
+    """Load each of `names` (once), keep them for the life of the process (they never count
+    against `max_models()`: the server chose them, not a request) and return them."""
+    models = []
+    for name in names:
+        key = canonical_name(name)
+        with _lock:
+            _pinned.add(key)
+        models.append(get_model(name))
+    return models
 
 
 def model_lock(name: str) -> _KeyedLock:
@@ -427,6 +440,7 @@ def clear() -> None:
     """Forget every loaded model and session result (for tests; settings are kept)."""
     with _lock:
         _models.clear()
+        _pinned.clear()
         _results.clear()
         _order.clear()
         _usage["result_bytes"] = 0
