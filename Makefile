@@ -42,6 +42,7 @@ bench: install
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/attention_stats_model.py
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) benchmarks/dashboard.py
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) benchmarks/circuits.py
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) benchmarks/circuits_planted.py
 	@if $(PY) -c "import ray" 2>/dev/null; then HF_HUB_OFFLINE=1 $(PY) benchmarks/scale_out.py && \
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(PY) benchmarks/scale_out_analyses.py; \
 	else echo "bench: skipping benchmarks/scale_out*.py (needs the ray extra)"; fi

@@ -14,6 +14,11 @@ recovering >= 80% of the gap). The speedup is measured separately, best of 3 int
 (`speedup_timing`); per-method `runtime_s` are single runs. `scaling` repeats the comparison on
 MiniLM (7,588 edges), extrapolating exhaustive patching from a random sample of edges.
 
+Scores against circuits known without patching (the planted models' true edges and
+tiny-induction's induction circuit from head scores), with bootstrap intervals:
+`benchmarks/circuits_planted.py`. This script's reference is the second view: single-edge
+effects.
+
 Caveats: wall times on a shared 2-core machine are noisy; ratios are measured side by side in
 one process. `path` patching of every edge *is* the exhaustive reference (same code), so it
 is not run twice.
@@ -58,7 +63,7 @@ SHARES = (0.005, 0.01, 0.02, 0.05)  # reference circuits: exact effect >= share 
 
 def _faithfulness_at(model, task, circuit, share: float) -> float:
     k = max(1, round(share * len(circuit.edges)))
-    return circuits.faithfulness(model, task, circuit.prune(top_n=k))["faithfulness"]
+    return circuits.faithfulness(model, task, circuit.prune(top_n=k)).faithfulness
 
 
 def _speedup(model, task, repeats: int) -> dict:
@@ -92,7 +97,7 @@ def bench_case(name: str, task_name: str, n: int, repeats: int = 3) -> dict:
             "runtime_s": truth.config["runtime_s"],
             "n_forward": truth.config["n_forward"],
             "n_backward": 0,
-            "auc": circuits.roc_auc(truth, reference),
+            "auc": circuits.roc(truth, reference).auc,
             "faithfulness_top10pct": _faithfulness_at(model, task, truth, 0.1),
             "faithfulness_top20pct": _faithfulness_at(model, task, truth, 0.2),
         }
@@ -106,9 +111,9 @@ def bench_case(name: str, task_name: str, n: int, repeats: int = 3) -> dict:
             "runtime_s": wall,
             "n_forward": circuit.config["n_forward"],
             "n_backward": circuit.config["n_backward"],
-            "auc": circuits.roc_auc(circuit, reference),
+            "auc": circuits.roc(circuit, reference).auc,
             "auc_by_reference_share": {
-                str(s): circuits.roc_auc(circuit, ref) for s, ref in references.items()
+                str(s): circuits.roc(circuit, ref).auc for s, ref in references.items()
             },
             "pearson_vs_exact": torch.corrcoef(torch.stack([circuit.scores, truth.scores]))[
                 0, 1
@@ -119,7 +124,7 @@ def bench_case(name: str, task_name: str, n: int, repeats: int = 3) -> dict:
         if method == "acdc":
             row["acdc_edges"] = circuit.n_edges
             row["acdc_edge_share"] = circuit.n_edges / len(circuit.edges)
-            row["acdc_faithfulness"] = circuits.faithfulness(model, task, circuit)["faithfulness"]
+            row["acdc_faithfulness"] = circuits.faithfulness(model, task, circuit).faithfulness
         rows[label] = row
     ig = rows["eap-ig ig_steps=5"]
     timing = _speedup(model, task, repeats)
