@@ -138,7 +138,7 @@ def test_old_circuit_json_with_model_loads_as_model_name():
         model_name="tiny-ioi",
         task="ioi",
         method="eap",
-        edges=("input->a0.0<q>", "input->output"),
+        edges=("input->L0H0<q>", "input->output"),
         scores=torch.tensor([0.5, -1.0], dtype=torch.float64),
         included=torch.tensor([True, False]),
     )
