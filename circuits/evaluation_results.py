@@ -22,8 +22,14 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 
-class _OldDictKeys:
-    """Mixin: `result[key]` for the keys of the dict these results used to be (deprecated)."""
+class _GapResult:
+    """Mixin of the two gap shares (faithfulness, completeness): one-row `to_frame`, a bar
+    plot of the clean, corrupted and intervened mean metrics, and `result[key]` for the keys
+    of the dict these results used to be (deprecated). Subclasses name their share field
+    (`_share`) and their intervened metric (`_intervened`: field name, bar label)."""
+
+    _share: ClassVar[str]
+    _intervened: ClassVar[tuple[str, str]]
 
     def __getitem__(self, key: str) -> Any:
         names = [f.name for f in fields(self)]  # type: ignore[arg-type]
@@ -40,27 +46,45 @@ class _OldDictKeys:
         """The numbers as a plain dict (the fields, by name)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row holding every field."""
+        return pd.DataFrame([self.to_dict()])
+
+    def plot(self, kind: str | None = "metrics", **kwargs: Any) -> go.Figure:
+        """`metrics`: the clean, corrupted and intervened mean metrics as bars."""
+        import plotly.graph_objects as go
+
+        _check_kind(kind, self.plot_kinds)  # type: ignore[attr-defined]
+        field, label = self._intervened
+        bars = {
+            "clean": self.clean_metric,  # type: ignore[attr-defined]
+            "corrupted": self.corrupted_metric,  # type: ignore[attr-defined]
+            label: getattr(self, field),
+        }
+        share = getattr(self, self._share)
+        fig = go.Figure(go.Bar(x=list(bars), y=list(bars.values())))
+        fig.update_layout(
+            title=f"{self.model_name} {self.task}: {self._share} {share:.3f}",  # type: ignore[attr-defined]
+            yaxis_title="mean metric",
+            **kwargs,
+        )
+        return fig
+
 
 def _check_kind(kind: str | None, allowed: tuple[str, ...]) -> None:
     if kind not in (None, *allowed):
         raise ValueError(f"kind: unknown plot kind {kind!r}; choose from {list(allowed)}")
 
 
-def _metric_bars(title: str, bars: dict[str, float], **kwargs: Any) -> go.Figure:
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Bar(x=list(bars), y=list(bars.values())))
-    fig.update_layout(title=title, yaxis_title="mean metric", **kwargs)
-    return fig
-
-
 @dataclass(frozen=True)
-class FaithfulnessResult(_OldDictKeys, Result):
+class FaithfulnessResult(_GapResult, Result):
     """Share of the clean->corrupted metric gap the circuit alone recovers (everything outside
     it patched to corrupted): `(circuit_metric - corrupted_metric) / (clean - corrupted)`."""
 
     kind: ClassVar[str] = "faithfulness"
     plot_kinds: ClassVar[tuple[str, ...]] = ("metrics",)
+    _share: ClassVar[str] = "faithfulness"
+    _intervened: ClassVar[tuple[str, str]] = ("circuit_metric", "circuit only")
 
     model_name: str
     task: str
@@ -72,29 +96,16 @@ class FaithfulnessResult(_OldDictKeys, Result):
     n_edges: int
     edge_share: float
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row holding every field."""
-        return pd.DataFrame([self.to_dict()])
-
-    def plot(self, kind: str | None = "metrics", **kwargs: Any) -> go.Figure:
-        """`metrics`: the clean, corrupted and circuit-only mean metrics as bars."""
-        _check_kind(kind, self.plot_kinds)
-        bars = {
-            "clean": self.clean_metric,
-            "corrupted": self.corrupted_metric,
-            "circuit only": self.circuit_metric,
-        }
-        title = f"{self.model_name} {self.task}: faithfulness {self.faithfulness:.3f}"
-        return _metric_bars(title, bars, **kwargs)
-
 
 @dataclass(frozen=True)
-class CompletenessResult(_OldDictKeys, Result):
+class CompletenessResult(_GapResult, Result):
     """Share of the gap lost when only the circuit's edges are patched to corrupted:
     `(clean_metric - without_circuit_metric) / (clean - corrupted)`."""
 
     kind: ClassVar[str] = "completeness"
     plot_kinds: ClassVar[tuple[str, ...]] = ("metrics",)
+    _share: ClassVar[str] = "completeness"
+    _intervened: ClassVar[tuple[str, str]] = ("without_circuit_metric", "without circuit")
 
     model_name: str
     task: str
@@ -104,21 +115,6 @@ class CompletenessResult(_OldDictKeys, Result):
     clean_metric: float
     corrupted_metric: float
     n_edges: int
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row holding every field."""
-        return pd.DataFrame([self.to_dict()])
-
-    def plot(self, kind: str | None = "metrics", **kwargs: Any) -> go.Figure:
-        """`metrics`: the clean, corrupted and circuit-removed mean metrics as bars."""
-        _check_kind(kind, self.plot_kinds)
-        bars = {
-            "clean": self.clean_metric,
-            "corrupted": self.corrupted_metric,
-            "without circuit": self.without_circuit_metric,
-        }
-        title = f"{self.model_name} {self.task}: completeness {self.completeness:.3f}"
-        return _metric_bars(title, bars, **kwargs)
 
 
 @dataclass(frozen=True)
