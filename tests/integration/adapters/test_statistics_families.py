@@ -13,15 +13,13 @@ rotary step there and was off by 3e-4 to 6e-4 in entropy.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 import transformers
 
 from analysis import attention_stats
+from tests.integration.adapters.family_checkpoints import eager_patterns, entropy, save_checkpoint
 from workbench import load_model
-from workbench.zoo import CHECKPOINT_DIR
 
 PROMPTS = [
     "When Mary and John went to the store, John gave a drink to",
@@ -177,22 +175,10 @@ def checkpoints(tmp_path_factory):
             config_class, model_class, kwargs = FAMILIES[family]
             torch.manual_seed(0)
             folder = tmp_path_factory.mktemp(family)
-            model_class(config_class(**kwargs)).save_pretrained(folder)
-            for source in (CHECKPOINT_DIR / "tiny-ioi").iterdir():
-                if source.name.startswith(("tokenizer", "special_tokens")):
-                    shutil.copy(source, folder)
-            made[family] = folder
+            made[family] = save_checkpoint(model_class(config_class(**kwargs)), folder)
         return made[family]
 
     return get
-
-
-def _eager_reference(folder, tokens: torch.Tensor) -> list[torch.Tensor]:
-    """Per layer, transformers' eager pattern `[head, query, key]` in float64."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
-    with torch.no_grad():
-        out = model.eval()(tokens, output_attentions=True)
-    return [pattern[0].double() for pattern in out.attentions]
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -203,10 +189,9 @@ def test_statistics_equal_transformers_eager_attention(checkpoints, family):
     for index, prompt in enumerate(PROMPTS):
         tokens = model.to_tokens(prompt)  # [1, pos]
         n = tokens.shape[1]
-        for layer, pattern in enumerate(_eager_reference(folder, tokens)):
-            entropy = -(pattern * pattern.clamp_min(1e-300).log()).sum(-1)  # [head, query]
+        for layer, pattern in enumerate(eager_patterns(folder, tokens)):
             ours = stats.entropy[index, layer, :, :n].double()  # [head, query]
-            assert (ours - entropy).abs().max().item() < 1e-5, (family, layer, "entropy")
+            assert (ours - entropy(pattern)).abs().max().item() < 1e-5, (family, layer, "entropy")
             max_prob = stats.max_prob[index, layer, :, :n].double()
             assert (max_prob - pattern.max(-1).values).abs().max().item() < 1e-5
             sink = stats.sink[index, layer, :, :n].double()

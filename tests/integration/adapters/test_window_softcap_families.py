@@ -14,15 +14,13 @@ statistics kernel that ignored the window or the cap is off by far more than 1e-
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 import transformers
 
 from analysis import attention_stats
+from tests.integration.adapters.family_checkpoints import eager_patterns, entropy, save_checkpoint
 from workbench import load_model
-from workbench.zoo import CHECKPOINT_DIR
 
 PROMPTS = [
     "When Mary and John went to the store, John gave a drink to",
@@ -80,29 +78,10 @@ def checkpoints(tmp_path_factory):
                         weight.mul_(8.0)
                     if name.endswith(".sinks"):  # gpt-oss: sink logits that take real mass
                         weight.copy_(torch.randn(weight.shape) * 2.0)
-            folder = tmp_path_factory.mktemp(family)
-            model.save_pretrained(folder)
-            for source in (CHECKPOINT_DIR / "tiny-ioi").iterdir():
-                if source.name.startswith(("tokenizer", "special_tokens")):
-                    shutil.copy(source, folder)
-            made[family] = folder
+            made[family] = save_checkpoint(model, tmp_path_factory.mktemp(family))
         return made[family]
 
     return get
-
-
-def _eager_reference(folder, tokens: torch.Tensor, **overrides) -> list[torch.Tensor]:
-    """Per layer, transformers' eager pattern `[head, query, key]` in float64."""
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        folder, attn_implementation="eager", **overrides
-    )
-    with torch.no_grad():
-        out = model.eval()(tokens, output_attentions=True)
-    return [pattern[0].double() for pattern in out.attentions]
-
-
-def _entropy(pattern: torch.Tensor) -> torch.Tensor:
-    return -(pattern * pattern.clamp_min(1e-300).log()).sum(-1)  # [head, query]
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -114,9 +93,9 @@ def test_statistics_equal_transformers_eager_attention(checkpoints, family):
         tokens = model.to_tokens(prompt)  # [1, pos]
         n = tokens.shape[1]
         assert n > WINDOW
-        for layer, pattern in enumerate(_eager_reference(folder, tokens)):
+        for layer, pattern in enumerate(eager_patterns(folder, tokens)):
             ours = stats.entropy[index, layer, :, :n].double()  # [head, query]
-            assert (ours - _entropy(pattern)).abs().max().item() < 1e-5, (family, layer)
+            assert (ours - entropy(pattern)).abs().max().item() < 1e-5, (family, layer)
             max_prob = stats.max_prob[index, layer, :, :n].double()
             assert (max_prob - pattern.max(-1).values).abs().max().item() < 1e-5
             sink = stats.sink[index, layer, :, :n].double()
@@ -133,10 +112,10 @@ def test_window_and_softcap_change_the_statistics(checkpoints):
     tokens = model.to_tokens(PROMPTS[0])  # [1, pos]
     n = tokens.shape[1]
     ours = stats.entropy[0, :, :, :n].double()  # [layer, head, query]
-    no_window = _eager_reference(folder, tokens, sliding_window=n)
-    no_cap = _eager_reference(folder, tokens, attn_logit_softcapping=None)
-    assert (ours[0] - _entropy(no_window[0])).abs().max().item() > 1e-2  # layer 0 slides
-    assert (ours[1] - _entropy(no_cap[1])).abs().max().item() > 1e-2  # layer 1: full, capped
+    no_window = eager_patterns(folder, tokens, sliding_window=n)
+    no_cap = eager_patterns(folder, tokens, attn_logit_softcapping=None)
+    assert (ours[0] - entropy(no_window[0])).abs().max().item() > 1e-2  # layer 0 slides
+    assert (ours[1] - entropy(no_cap[1])).abs().max().item() > 1e-2  # layer 1: full, capped
 
 
 REFUSED = {
@@ -154,10 +133,6 @@ def test_unsupported_attention_is_refused(tmp_path, case):
     """Learned attention sinks and bidirectional windows raise instead of computing wrongly."""
     config_class, model_class, kwargs, message = REFUSED[case]
     torch.manual_seed(0)
-    model_class(config_class(**kwargs)).save_pretrained(tmp_path)
-    for source in (CHECKPOINT_DIR / "tiny-ioi").iterdir():
-        if source.name.startswith(("tokenizer", "special_tokens")):
-            shutil.copy(source, tmp_path)
-    model = load_model(str(tmp_path))
+    model = load_model(str(save_checkpoint(model_class(config_class(**kwargs)), tmp_path)))
     with pytest.raises(NotImplementedError, match=message):
         attention_stats(model, PROMPTS[:1])
