@@ -249,7 +249,11 @@ def get_model(name: str) -> Model:
     """The loaded model `name`, loading it on first use (raises `ValueError` like
     `workbench.load_model` for unknown names or missing folders). Spellings of one folder
     share one model; a load never holds the global lock."""
-    key = canonical_name(name)
+    return _model_for(canonical_name(name))
+
+
+def _model_for(key: str) -> Model:
+    """The loaded model under canonical name `key`, loading it on first use."""
     with _lock:
         if key in _models:
             _models.move_to_end(key)
@@ -282,7 +286,7 @@ def open_model(name: str) -> Model:
         path = Path(key)
         if path.is_absolute():
             roots = model_roots()
-            if not any(path == root or root in path.parents for root in roots):
+            if not any(path.is_relative_to(root) for root in roots):
                 shown = ", ".join(str(root) for root in roots)
                 raise ValueError(
                     f"model: {name.strip()[:200]} is outside the folders this dashboard opens "
@@ -293,7 +297,7 @@ def open_model(name: str) -> Model:
                 f"model: {name.strip()[:200]!r} is neither a zoo model nor a checkpoint folder; "
                 "hub ids load only when the dashboard is started with `--allow-hub`"
             )
-    return get_model(name)
+    return _model_for(key)
 
 
 def _evict_models(keep: str | None = None) -> None:
@@ -328,7 +332,7 @@ def preload(names: Iterable[str]) -> list[Model]:
         key = canonical_name(name)
         with _lock:
             _pinned.add(key)
-        models.append(get_model(name))
+        models.append(_model_for(key))
     return models
 
 
