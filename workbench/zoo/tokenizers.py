@@ -17,7 +17,9 @@ from transformers import PreTrainedTokenizerFast
 SPECIAL_TOKENS = ["<bos>", "<pad>", "<unk>"]
 
 
-def _wrap(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
+def wrap_tokenizer(tokenizer: Tokenizer, **special: str) -> PreTrainedTokenizerFast:
+    """`tokenizer` as a transformers tokenizer with the zoo's special tokens (`<bos>` doubling
+    as EOS, `<pad>`, `<unk>`; right padding), plus any `special` ones (e.g. `sep_token`)."""
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token="<bos>",
@@ -25,6 +27,7 @@ def _wrap(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
         pad_token="<pad>",
         unk_token="<unk>",
         padding_side="right",
+        **special,
     )
 
 
@@ -35,7 +38,7 @@ def word_level_tokenizer(words: Iterable[str]) -> PreTrainedTokenizerFast:
         vocab.setdefault(word, len(vocab))
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    return _wrap(tokenizer)
+    return wrap_tokenizer(tokenizer)
 
 
 def bpe_tokenizer(texts: Iterable[str], *, vocab_size: int) -> PreTrainedTokenizerFast:
@@ -50,4 +53,4 @@ def bpe_tokenizer(texts: Iterable[str], *, vocab_size: int) -> PreTrainedTokeniz
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    return _wrap(tokenizer)
+    return wrap_tokenizer(tokenizer)

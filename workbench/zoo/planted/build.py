@@ -23,6 +23,7 @@ from workbench.zoo.planted.compile import gpt2_model
 from workbench.zoo.planted.compile_llama import llama_model
 from workbench.zoo.planted.designs import SPECS, VOCAB
 from workbench.zoo.planted.spec import CONST, Spec
+from workbench.zoo.tokenizers import wrap_tokenizer
 
 if TYPE_CHECKING:
     from workbench.model import Model
@@ -35,15 +36,7 @@ def planted_tokenizer() -> PreTrainedTokenizerFast:
     """Word-level tokenizer over `VOCAB` (`<bos>` 0, `<pad>` 1, `<unk>` 2, `<sep>` 3)."""
     tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(VOCAB)}, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        bos_token="<bos>",
-        eos_token="<bos>",
-        pad_token="<pad>",
-        unk_token="<unk>",
-        sep_token="<sep>",
-        padding_side="right",
-    )
+    return wrap_tokenizer(tokenizer, sep_token="<sep>")
 
 
 @torch.no_grad()

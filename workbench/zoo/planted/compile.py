@@ -173,11 +173,16 @@ def gpt2_model(spec: Spec, vocab_size: int) -> GPT2LMHeadModel:
     """A `GPT2LMHeadModel` holding the compiled weights of `spec` (float32, eval mode)."""
     compiler = Compiler(spec)
     model = GPT2LMHeadModel(compiler.gpt2_config(vocab_size))
-    state = compiler.gpt2_state(vocab_size)
+    return load_compiled(model, compiler.gpt2_state(vocab_size), spec.name)
+
+
+def load_compiled(model: torch.nn.Module, state: dict, spec_name: str) -> torch.nn.Module:
+    """Copy the compiled float64 `state` into `model`'s parameters (in their dtype) and return
+    it in eval mode; `ValueError` when the compiler left a parameter unset."""
     params = dict(model.named_parameters())
     missing = sorted(set(params) - set(state))
     if missing:
-        raise ValueError(f"spec {spec.name}: compiler left parameters unset: {missing[:3]}")
+        raise ValueError(f"spec {spec_name}: compiler left parameters unset: {missing[:3]}")
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value.to(params[name].dtype))

@@ -25,7 +25,7 @@ import math
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from workbench.zoo.planted.compile import helmert_basis
+from workbench.zoo.planted.compile import Compiler, load_compiled
 from workbench.zoo.planted.spec import CONST, Head, Spec
 
 ROPE_AMPLITUDES = (0.677, 0.108, 0.059, 0.157)
@@ -46,22 +46,14 @@ def rope_margin(spec: Spec, offset: int = 1) -> float:
     return float(score[offset] - torch.cat([score[:offset], score[offset + 1 :]]).max())
 
 
-class LlamaCompiler:
+class LlamaCompiler(Compiler):
     """Turns a Llama `Spec` into `LlamaForCausalLM` weights (see module docstring)."""
 
     def __init__(self, spec: Spec) -> None:
-        self.spec = spec
-        self.basis = helmert_basis(spec.d_model)[: spec.layout.n_features]  # [feature, d_model]
+        super().__init__(spec)  # the residual basis, `rows` and `_read` are GPT-2's
         half = spec.d_head // 2
         still = (inv_freq(spec) * spec.n_ctx < 1e-4).nonzero()[:, 0].tolist()
         self.still_dims = [p for p in still] + [p + half for p in still]  # non-rotating dims
-
-    def rows(self, block: str) -> torch.Tensor:
-        return self.basis[self.spec.layout.slice(block)]  # [block_size, d_model]
-
-    def _read(self, block: str, mapping: torch.Tensor) -> torch.Tensor:
-        scale = 1.0 / CONST if block == "const" else 1.0
-        return self.rows(block).T @ mapping.double() * scale  # [d_model, r]
 
     def head_weights(self, head: Head) -> tuple[torch.Tensor, ...]:
         """W_Q, W_K, W_V `[d_model, d_head]`, W_O `[d_head, d_model]`."""
@@ -165,12 +157,4 @@ def llama_model(spec: Spec, vocab_size: int) -> LlamaForCausalLM:
     """A `LlamaForCausalLM` holding the compiled weights of `spec` (float32, eval mode)."""
     compiler = LlamaCompiler(spec)
     model = LlamaForCausalLM(compiler.config(vocab_size))
-    state = compiler.state(vocab_size)
-    params = dict(model.named_parameters())
-    missing = sorted(set(params) - set(state))
-    if missing:
-        raise ValueError(f"spec {spec.name}: compiler left parameters unset: {missing[:3]}")
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value.to(params[name].dtype))
-    return model.eval()
+    return load_compiled(model, compiler.state(vocab_size), spec.name)
