@@ -115,11 +115,12 @@ def _split_debug(argv: list[str]) -> tuple[list[str], bool]:
 
 
 def _check_store(args: argparse.Namespace) -> None:
-    """With `--save`, open the store before computing: a bad `--store` fails at once."""
+    """With `--save`, open the store before computing: a bad `--store` fails at once. The
+    opened store is kept on `args.opened_store` for `save_if_asked` (opened once, not twice)."""
     if getattr(args, "save", False):
         from workbench.store import RunStore
 
-        RunStore(args.store)
+        args.opened_store = RunStore(args.store)
 
 
 def main(argv: list[str] | None = None) -> int:

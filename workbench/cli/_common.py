@@ -104,12 +104,14 @@ def save_if_asked(
     args: argparse.Namespace, payload: dict, result: Any, *, config: dict | None = None
 ) -> None:
     """With `--save`, store `result` as a run (of `result.kind`) and add its `run_id` to
-    `payload`. `config` defaults to the result's own `config`."""
+    `payload`, in the store `main` opened before computing (or a fresh one). `config`
+    defaults to the result's own `config`."""
     if not args.save:
         return
     from workbench.store import RunStore
 
-    payload["run_id"] = RunStore(args.store).save(result, config=config)
+    store = getattr(args, "opened_store", None) or RunStore(args.store)
+    payload["run_id"] = store.save(result, config=config)
 
 
 def saved_line(payload: dict) -> list[str]:
