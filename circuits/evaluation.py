@@ -63,7 +63,8 @@ def patched_metric(
     return total / task.n_prompts
 
 
-def _check_circuit(model: Model, circuit: Circuit) -> None:
+def check_circuit(model: Model, circuit: Circuit) -> None:
+    """`ValueError` unless `circuit` was traced on `model` and spans its whole graph."""
     if circuit.model_name != model.name:
         raise ValueError(f"circuit: traced on {circuit.model_name}, not on {model.name}")
     expected = build_graph(model).edge_labels
@@ -80,7 +81,7 @@ def faithfulness(
     model: Model, task: Task, circuit: Circuit, *, batch_size: int = 64
 ) -> FaithfulnessResult:
     """Share of the metric gap recovered by the circuit alone (see module docstring)."""
-    _check_circuit(model, circuit)
+    check_circuit(model, circuit)
     clean, corrupted = _gap(task, model)
     value = patched_metric(model, task, ~circuit.included, batch_size=batch_size)
     return FaithfulnessResult(
@@ -100,7 +101,7 @@ def completeness(
     model: Model, task: Task, circuit: Circuit, *, batch_size: int = 64
 ) -> CompletenessResult:
     """Share of the gap lost when only the circuit's edges are patched."""
-    _check_circuit(model, circuit)
+    check_circuit(model, circuit)
     clean, corrupted = _gap(task, model)
     value = patched_metric(model, task, circuit.included, batch_size=batch_size)
     return CompletenessResult(
@@ -125,7 +126,7 @@ def faithfulness_curve(
     progress: bool = False,
 ) -> FaithfulnessCurve:
     """Faithfulness of the top-k edges (by |score|) for each k in `sizes` (default: 10 steps)."""
-    _check_circuit(model, circuit)
+    check_circuit(model, circuit)
     n = len(circuit.edges)
     if sizes is None:
         sizes = sorted({max(1, round(n * f / 10)) for f in range(0, 11)} | {0})

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from circuits.evaluation import patched_metric
-from circuits.graph import build_graph
+from circuits.evaluation import check_circuit, patched_metric
 
 if TYPE_CHECKING:
     from circuits.circuit import Circuit
@@ -51,8 +50,7 @@ def smallest_faithful_circuit(
         raise ValueError(f"target: need a number in (0, 1], got {target}")
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-    if circuit.edges != build_graph(model).edge_labels:
-        raise ValueError(f"circuit: its edges do not match {model.name}'s graph")
+    check_circuit(model, circuit)
     summary = task.summary(model)
     clean, corrupted = summary["clean"], summary["corrupted"]
     passes_per_eval = 2 * math.ceil(task.n_prompts / batch_size)
