@@ -29,8 +29,20 @@ exact; patching every edge only approximates the corrupted run (the scales diffe
 The q/k/v ports read the block input directly (no norm before attention), the MLP port
 `mlp.in.hook_in`, the readout port the task's readout `blocks.{last}.hook_out`.
 
-Caveats: sequential blocks only (see `circuits.graph.supports_edges`); the model's shared state
-is never changed (hooks live only inside `forward`).
+Parallel attention/MLP blocks (GPT-NeoX/Pythia with `use_parallel_residual`, GPT-J, Falcon
+with `parallel_attn`, Phi-1/2, StableLM; `Graph.parallel`): attention and MLP of layer L both
+read the layer's input residual `resid_pre`, so the MLP port has no edges from layer L's heads
+and is rebuilt from `resid_pre` like the q/k/v ports. Its input reaches the model by replacing
+the MLP's own input, `mlp.hook_in` (the *normalised* residual), with `n_mlp(port_input)`, where
+`n_mlp` is the norm that family's MLP reads (`workbench.adapters.parallel_blocks`: NeoX's
+`post_attention_layernorm`; the attention's shared `ln_1` / `input_layernorm` in GPT-J, Falcon,
+Phi). Attention still reads its unpatched input, since q/k/v ports are rebuilt separately.
+Patching nothing is bit-exact and patching every edge reproduces the corrupted run (to float
+rounding), as for sequential pre-LN decoders.
+
+Caveats: post-LN encoders with parallel blocks, and parallel families whose MLP norm is not in
+`workbench.adapters.parallel_blocks`, are refused (`circuits.graph.supports_edges`); the model's
+shared state is never changed (hooks live only inside `forward`).
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import torch
 
 from circuits.graph import Graph, build_graph, head_node, mlp_node, supports_edges
 from workbench.adapters.modules import hf_module
+from workbench.adapters.parallel_blocks import is_parallel, mlp_norm
 
 if TYPE_CHECKING:
     from workbench.model import Model
@@ -51,13 +64,26 @@ class EdgePatcher:
 
     def __init__(self, model: Model, graph: Graph | None = None) -> None:
         if not supports_edges(model):
+            if model.is_causal:
+                mlp_norm(model, 0)  # raises the ValueError naming the unknown block type
             raise ValueError(
-                f"model: edge-level interventions need sequential attention/MLP blocks; "
-                f"{model.name} is not one (use node activation patching instead)"
+                f"model: edge-level interventions model parallel attention/MLP blocks in "
+                f"pre-LN decoders only; {model.name} is an encoder with parallel blocks "
+                f"(use node activation patching instead)"
             )
         self.model = model
         self.graph = graph or build_graph(model)
+        if self.graph.parallel != is_parallel(model):
+            raise ValueError(
+                f"graph: built for {'parallel' if self.graph.parallel else 'sequential'} blocks; "
+                f"{model.name}'s are {'parallel' if is_parallel(model) else 'sequential'}"
+            )
         self.post_ln = not model.is_causal  # BERT-style encoders
+        self.parallel = self.graph.parallel and self.graph.has_mlp
+        # parallel blocks: the norm each MLP reads its (rebuilt) input through
+        self._mlp_norm = (
+            [mlp_norm(model, n) for n in range(model.n_layers)] if self.parallel else []
+        )
         last = f"blocks.{model.n_layers - 1}.hook_out"
         if self.graph.readout not in ((last,) if self.post_ln else (None,)):
             raise ValueError(
@@ -234,6 +260,17 @@ class EdgePatcher:
 
             return hook
 
+        def mlp_input_hook(layer):
+            key = (layer, "mlp")
+
+            def hook(x, *, hook):  # x: [batch, pos, d_model], the MLP's normalised input
+                w = dense[: self._n_up[key], self._cols[key][0]]  # [up]
+                if not active(w):
+                    return x
+                return self._mlp_norm[layer](resid[layer] - weighted(w, key))
+
+            return hook
+
         def port_hook(key):
             def hook(x, *, hook):  # x: [batch, pos, d_model], the residual this port reads
                 w = dense[: self._n_up[key], self._cols[key][0]]  # [up]
@@ -255,9 +292,12 @@ class EdgePatcher:
             hooks.append((f"blocks.{layer}.attn.hook_z", z_hook(layer)))
             for kind in ("q", "k", "v"):
                 hooks.append((f"blocks.{layer}.attn.hook_{kind}", qkv_hook(layer, kind)))
-            if self.graph.has_mlp:
+            if self.parallel:
+                hooks.append((f"blocks.{layer}.mlp.hook_in", mlp_input_hook(layer)))
+            elif self.graph.has_mlp:
                 mlp_in = "mlp.in.hook_in" if self.post_ln else "ln2.hook_in"
                 hooks.append((f"blocks.{layer}.{mlp_in}", port_hook((layer, "mlp"))))
+            if self.graph.has_mlp:
                 hooks.append((f"blocks.{layer}.mlp.hook_out", mlp_out_hook(layer)))
         out_port = f"blocks.{n_layers - 1}.hook_out" if self.post_ln else "ln_final.hook_in"
         hooks.append((out_port, port_hook((n_layers, "output"))))

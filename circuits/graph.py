@@ -20,11 +20,18 @@ group. With as many kv heads as heads (GPT-2, BERT) the indices coincide.
 Edge labels are `"{upstream}->{port}"`, e.g. `"L0H1->L1H3<k>"`; the edge order is fixed (by
 downstream layer, then port, then upstream) so edge score tensors line up across methods.
 
-Caveats: the graph assumes sequential blocks (attention, then MLP, each reading everything
-before it). In pre-LN decoders (GPT-2, Llama) the residual stream is exactly the sum of the
-writers' outputs; in post-LN encoders (BERT, MiniLM) it is not, and `circuits.edge_patching`
-carries writers' outputs through frozen LayerNorms (an approximation, see there).
-Parallel attention+MLP blocks (GPT-J, NeoX) are not modelled.
+Sequential and parallel blocks: in a sequential block (GPT-2, Llama, BERT) attention reads the
+layer's input and the MLP reads it plus that layer's attention output, so `MLP{L}` has edges
+from the heads of layer L. In a parallel block (`Graph.parallel`: GPT-NeoX/Pythia with
+`use_parallel_residual`, GPT-J, Falcon, Phi-1/2, StableLM when parallel; the bridge's
+`cfg.parallel_attn_mlp`) attention and MLP both read the layer's input residual, so `MLP{L}`
+has upstream edges from earlier layers only (input, heads and MLPs of layers < L). Nodes, ports,
+labels and the edge order rule are the same; a sequential graph's edges are unchanged.
+
+Caveats: in pre-LN decoders the residual stream is exactly the sum of the writers' outputs
+(parallel blocks too: `x' = x + attn + mlp`); in post-LN encoders (BERT, MiniLM) it is not,
+and `circuits.edge_patching` carries writers' outputs through frozen LayerNorms (an
+approximation, see there).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from workbench.adapters.parallel_blocks import is_parallel, mlp_norm
 from workbench.heads import Head
 
 if TYPE_CHECKING:
@@ -122,6 +130,7 @@ class Graph:
     has_mlp: bool
     is_causal: bool
     readout: str | None  # task readout hook name; None = logits
+    parallel: bool = False  # parallel attention/MLP blocks: MLP{L} does not read layer L's heads
 
     @cached_property
     def nodes(self) -> tuple[str, ...]:
@@ -167,7 +176,8 @@ class Graph:
         """Writers whose output reaches `port` through the residual stream."""
         if port.kind == "output":
             return list(self.writers)
-        stage = 1 if port.kind == "mlp" else 0  # an MLP also reads its own layer's heads
+        # a sequential MLP also reads its own layer's heads; a parallel one only earlier layers
+        stage = 1 if port.kind == "mlp" and not self.parallel else 0
         return [n for n in self.writers if self.writer_layer(n) < (port.layer, stage)]
 
     @cached_property
@@ -203,12 +213,23 @@ class Graph:
             "n_edges": self.n_edges,
             "n_heads": self.n_heads,
             "n_kv_heads": self.n_kv_heads,
+            "parallel": self.parallel,
         }
 
 
 def supports_edges(model: Model) -> bool:
-    """True for sequential attention/MLP blocks (pre-LN decoders, post-LN encoders)."""
-    return not bool(getattr(model.cfg, "parallel_attn_mlp", False))
+    """True where `circuits.edge_patching` models the blocks: sequential ones (pre-LN decoders,
+    post-LN encoders) and parallel decoder blocks whose MLP norm `workbench.adapters.
+    parallel_blocks` knows (GPT-NeoX, GPT-J, Falcon, Phi, StableLM)."""
+    if not is_parallel(model) or getattr(model.cfg, "attn_only", False):
+        return True
+    if not model.is_causal:
+        return False
+    try:
+        mlp_norm(model, 0)
+    except ValueError:
+        return False
+    return True
 
 
 def build_graph(model: Model, *, readout: str | None = None) -> Graph:
@@ -221,4 +242,5 @@ def build_graph(model: Model, *, readout: str | None = None) -> Graph:
         has_mlp=not bool(getattr(model.cfg, "attn_only", False)),
         is_causal=model.is_causal,
         readout=readout,
+        parallel=is_parallel(model),
     )

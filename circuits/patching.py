@@ -18,6 +18,10 @@ carry the behaviour get negative scores on tasks whose clean metric is higher.
   default, or Ray); each shard sums its edges' effects over all prompts in the same batch
   order, so any sharding and any executor give bit-identical scores on like hardware. Each
   shard recomputes the clean and corrupted base runs (2 extra passes per batch and shard).
+
+Parallel attention/MLP blocks (GPT-NeoX/Pythia, GPT-J, Falcon): both methods run; the graph
+has no `L{L}H{h} -> MLP{L}` edges there (`circuits.graph`), and path patching feeds an MLP's
+patched input through that MLP's own norm (`circuits.edge_patching`).
 """
 
 from __future__ import annotations

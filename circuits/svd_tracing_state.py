@@ -22,6 +22,10 @@ prompt, a `PromptState` holding:
 
 Caveats: decoders with a logits readout only (GPT-2 and Llama weights); the final norm's bias
 is not a node and is left out (it moves every prompt's metric by the same constant per token).
+Every other family (GPT-NeoX/Pythia, GPT-J, Falcon, Phi, OPT, ...) is refused by
+`check_supported` with a `ValueError` naming it: the state reads GPT-2's position embedding or
+Llama's full rotate-half rotary. Parallel attention/MLP blocks are not the obstacle: heads
+read the layer input in both layouts and MLPs are scored but never traced through.
 """
 
 from __future__ import annotations
