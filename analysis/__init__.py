@@ -4,7 +4,9 @@
   and one head's pattern (`attention_pattern`);
 - `analysis.anatomy`: head SVD, score decomposition, head taxonomy, entropy collapse;
 - `analysis.steering`: head perturbation, guided decoding, head search (`HeadHunter`);
-- `analysis.attacks`: token attacks (`TokenAttack`) and their objectives.
+- `analysis.attacks`: token attacks (`TokenAttack`) and their objectives;
+- `analysis.training_dynamics`: entropy against sigma-Reparam's bound and the loss-plateau view
+  over the zoo's training snapshots (`entropy_bound`, `loss_plateau`).
 
 Convention (`workbench.results`, docs/architecture.md): a one-shot analysis is a function
 `fn(model, ..., *, options) -> XResult`; a learned or stateful tool (`HeadHunter`,
@@ -46,10 +48,12 @@ from analysis.steering import (
     guide,
     perturbed,
 )
+from analysis.training_dynamics import EntropyBound, LossPlateau, entropy_bound, loss_plateau
 
 __all__ = [
     "AttackResult",
     "CorpusStats",
+    "EntropyBound",
     "EntropyCollapse",
     "GuidanceResult",
     "HeadHunter",
@@ -59,17 +63,20 @@ __all__ = [
     "HeadSearchResult",
     "HeadStats",
     "HeadTaxonomy",
+    "LossPlateau",
     "ScoreDecomposition",
     "TokenAttack",
     "UpstreamContributions",
     "attention_pattern",
     "attention_stats",
     "decompose_score",
+    "entropy_bound",
     "entropy_collapse",
     "entropy_collapse_view",
     "firing_pairs",
     "guide",
     "head_taxonomy",
+    "loss_plateau",
     "perturbed",
     "qk_ov_svd",
     "upstream_contributions",

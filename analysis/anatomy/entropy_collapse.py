@@ -7,7 +7,12 @@ training snapshot the zoo saved under `<checkpoint>/history/step-NNNNNN.safetens
 (`workbench/zoo/train.py`), each head's mean attention entropy on natural text (nats, from
 `analysis.statistics.attention_stats`) and its QK spectral norm (float64 raw HF weights,
 pre-attention norm gain folded: see `workbench.adapters.weights`; position-free on RoPE
-models).
+models). That rank correlation is descriptive only. The paper's actual statement, a lower bound
+on each query row's entropy from the spectral norm of the attention logits *with the input
+norm*, is checked per prompt in `analysis.training_dynamics.entropy_bound`; this table carries
+its per-head summary on the same texts: `bound_paper` / `bound_logits` / `bound_row` (mean bound
+over query rows and prompts, in the three sigma forms documented there) and `min_margin` (the
+smallest `entropy - bound_logits` over every row; >= 0 when the theorem holds).
 
 Snapshots are loaded into a fresh HF model built from the checkpoint folder, then wrapped in
 their own bridge (the shared model is never touched); every weight a snapshot holds (biases
@@ -32,6 +37,7 @@ from tqdm.auto import tqdm
 from analysis.anatomy import probe_data as data
 from analysis.anatomy.label_placement import label_positions
 from analysis.anatomy.linalg import factored_svd
+from analysis.training_dynamics.entropy_bound import prompt_bounds
 from workbench.adapters import weights
 from workbench.adapters.snapshots import model_with_weights
 from workbench.heads import Head
@@ -50,7 +56,7 @@ class EntropyCollapse(Result):
     kind: ClassVar[str] = "entropy_collapse"
     plot_kinds: ClassVar[tuple[str, ...]] = ("scatter", "trajectories")
     model_name: str
-    table: pd.DataFrame  # checkpoint, step, layer, head, entropy, spectral_norm
+    table: pd.DataFrame  # checkpoint, step, layer, head, entropy, spectral_norm, bound_*, ...
     correlations: dict  # checkpoint -> Spearman rho(entropy, spectral_norm)
     weights_note: str
     notes: list = field(default_factory=list)
@@ -184,6 +190,10 @@ def entropy_collapse(
                 "spectral_norm": norms.ravel(),
             }
         )
+        bounds = prompt_bounds(current, texts)[0].groupby(["layer", "head"], sort=True)
+        for form in ("paper", "logits", "row"):
+            frame[f"bound_{form}"] = bounds[f"bound_{form}"].mean().to_numpy()
+        frame["min_margin"] = bounds["margin_logits"].min().to_numpy()
         correlations[label] = float(frame.entropy.corr(frame.spectral_norm, method="spearman"))
         rows.append(frame)
     return EntropyCollapse(

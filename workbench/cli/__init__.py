@@ -14,6 +14,8 @@ Every subcommand lives in its own module in this package and exposes
     workbench faithfulness MODEL TASK ...    evaluate a saved circuit
     workbench guide MODEL PROMPT --heads H   head-perturbation guided decoding
     workbench attack MODEL --objective O     token attacks (with attention dissipation)
+    workbench entropy-bound MODEL            entropy vs sigma-Reparam's bound, per checkpoint
+    workbench training MODEL                 loss-plateau view across training snapshots
     workbench figure run|pattern|stats       export a figure (PNG, SVG, PDF, HTML)
     workbench runs list|show|delete          runs in the store
     workbench app [--host H] [--port P]      serve the dashboard (127.0.0.1:8050)
@@ -48,6 +50,8 @@ COMMANDS = [
     "faithfulness",
     "guide",
     "attack",
+    "entropy-bound",
+    "training",
     "figure",
     "runs",
     "app",

@@ -22,8 +22,9 @@ from workbench.ui.pages import (
     models,
     prompt,
     runs,
+    training,
 )
 
-PAGES = [prompt, attention, heads, circuits, guidance, attacks, models, runs]
+PAGES = [prompt, attention, heads, circuits, guidance, attacks, training, models, runs]
 
 __all__ = ["PAGES"]
