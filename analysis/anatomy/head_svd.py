@@ -1,8 +1,10 @@
 """Head SVD: singular spectra of one head's QK and OV circuits, with token readouts.
 
-`qk_ov_svd(model, layer, head)` reads the head's weights in float64 from the bridge's raw
-HuggingFace modules (see `workbench.adapters.weights`: not compatibility-mode folded; the
-pre-attention norm's gain/bias are folded by this analysis) and decomposes
+`qk_ov_svd(model, layer, head)` reads the head's weights in float64 by probing the model's own
+projection modules (`workbench.adapters.weights`, every family it supports: fused or split
+QKV, GQA/MQA; the pre-attention norm's gain/bias folded; on LayerNorm models centred as
+TransformerLens' compatibility mode, so the spectra are those of the maps acting on
+LayerNorm's output, docs/anatomy.md) and decomposes
 
 - the bias-augmented QK matrix `Omega = W_Q~ W_K~^T = [[W_Q W_K^T, W_Q b_K^T], [b_Q W_K^T,
   b_Q b_K]]` (`[d_model + 1, d_model + 1]`, rank <= d_head), so that the raw attention score is
@@ -18,9 +20,12 @@ most (both signs: singular vectors' signs are arbitrary) with the top singular d
 OV output side is read through the unembedding `W_U` (final-norm gain folded) on decoders, and
 through `W_E` on encoders (MiniLM's MLM head is untrained).
 
-Caveats: for RoPE models (Llama-style) the real bilinear form is `W_Q R(j - i) W_K^T`, which
-depends on the query-key offset; the spectrum here is the position-free `W_Q W_K^T` (see
-`analysis.anatomy.score_decomposition` for the position-specific decomposition). Embedding readouts
+Caveats: for RoPE models the real bilinear form is `W_Q R(i) R(j)^T W_K^T`, which depends on
+the positions (partial rotary: only the first `rotary_dim` dims rotate); the spectrum here is
+the position-free `W_Q W_K^T` (see `analysis.anatomy.score_decomposition` for the
+position-specific decomposition). Qwen-3's per-head q/k RMSNorm: QK is
+`W_Q diag(g_q) diag(g_k) W_K^T` without the per-position scales; Gemma-2's attention-output norm
+gain is folded into OV (its per-position scale is not). Embedding readouts
 ignore everything the residual stream adds before the layer (an approximation for layers > 0).
 """
 
@@ -216,9 +221,13 @@ def qk_ov_svd(
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     w = weights.head_weights(model, layer, head)
-    qk = factored_svd(w.W_Q, w.W_K.T)  # U [d_model+1, d_head], S [d_head], V [d_model+1, d_head]
-    ov = factored_svd(w.W_V[:-1], w.W_O)  # U [d_model, d_head], S [d_head], V [d_model, d_head]
-    position_free = factored_svd(w.W_Q[:-1], w.W_K[:-1].T)[1]  # [d_head]
+    w_q, w_k = w.W_Q, w.W_K  # [d_model + 1, d_head]
+    if w.q_norm_gain is not None:  # Qwen-3: q/k RMSNorm gains, per-position scales dropped
+        w_q, w_k = w_q * w.q_norm_gain, w_k * w.k_norm_gain
+    w_o = w.W_O if w.post_norm_gain is None else w.W_O * w.post_norm_gain  # [d_head, d_model]
+    qk = factored_svd(w_q, w_k.T)  # U [d_model+1, d_head], S [d_head], V [d_model+1, d_head]
+    ov = factored_svd(w.W_V[:-1], w_o)  # U [d_model, d_head], S [d_head], V [d_model, d_head]
+    position_free = factored_svd(w_q[:-1], w_k[:-1].T)[1]  # [d_head]
     readouts = _token_readouts(
         model, {"qk": qk, "ov": ov}, norm=w.norm, n_components=n_components, top_tokens=top_tokens
     )
@@ -226,10 +235,21 @@ def qk_ov_svd(
     if w.norm == "post-layernorm":
         note = "raw HuggingFace weights in float64 (post-LN encoder: x~ = [layer input; 1])"
     if w.rotary:
-        note += (
-            "; RoPE: the QK spectrum is of the position-free W_Q W_K^T, the model's bilinear form"
-            " is W_Q R(j - i) W_K^T (see score_decomposition for position-specific components)"
+        partial = (
+            f" (rotary on {w.rotary_dim} of {w.d_head} dims)" if w.rotary_dim < w.d_head else ""
         )
+        note += (
+            f"; RoPE{partial}: the QK spectrum is of the position-free W_Q W_K^T, the model's "
+            "bilinear form is W_Q R(i) R(j)^T W_K^T (see score_decomposition for "
+            "position-specific components)"
+        )
+    if w.q_norm_gain is not None:
+        note += (
+            "; per-head q/k RMSNorm: QK is W_Q diag(g_q) diag(g_k) W_K^T, up to the per-position "
+            "scales 1/(rms(q) rms(k))"
+        )
+    if w.post_norm_gain is not None:
+        note += "; OV includes the attention-output norm's gain, up to its per-position scale"
     return HeadSVD(
         model_name=model.name,
         layer=int(layer),

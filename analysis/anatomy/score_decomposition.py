@@ -6,13 +6,15 @@ prompt, a head and a (query, key) pair the raw score (q.k, before the 1/sqrt(d_h
     score = x~_q Omega x~_k^T = sum_k sigma_k (x~_q . u_k) (v_k . x~_k)
 
 with `x~ = [normalised residual; 1]` and `Omega = U diag(sigma) V^T` the bias-augmented QK
-matrix (`analysis.anatomy.head_svd.qk_ov_svd`; float64 raw HF weights, the norm's gain/bias
-folded by this analysis, no compatibility mode). On RoPE models the bilinear form depends on
-the positions: here `Omega(i, j) = W_Q~ R(i) R(j)^T W_K~^T` is decomposed at the actual query/key positions,
-so the components are position-specific. The reconstruction is checked against the model's own
-q.k from its `hook_q`/`hook_k` (rotated on RoPE models; `ScoreDecomposition.relative_error`);
-on decoders that equals `hook_attn_scores * sqrt(d_head)`, while on the BERT bridge
-`hook_attn_scores` holds the post-softmax pattern (TransformerLens 4.3), so it is not used.
+matrix (`analysis.anatomy.head_svd.qk_ov_svd`; float64 weights probed from the model's own
+modules, the norm's gain/bias folded, centred on LayerNorm models: `workbench.adapters.weights`,
+no compatibility mode). On RoPE models the bilinear form depends on the positions: here
+`Omega(i, j) = W_Q~ R(i) R(j)^T W_K~^T` (rotate-half or GPT-J's interleaved pairs, partial
+rotary included) is decomposed at the actual query/key positions, so the components are
+position-specific; Qwen-3's per-head q/k RMSNorm is linearised at the observed scales of the two
+positions (exact there). The reconstruction is checked against the model's own q.k
+(`analysis.anatomy.residual`: rotated where the model rotates; `relative_error`). Gemma-2's
+scaling (`query_pre_attn_scalar`) and soft-capping act after this raw score.
 
 - `decompose_score(model, prompt, layer, head, query, key, *, share=0.7)` ->
   `ScoreDecomposition`: the d_head terms, `selected` = the fewest terms whose sum reaches
@@ -221,13 +223,24 @@ def _check_positions(model: Model, n_pos: int, query: int, key: int) -> None:
 
 
 def _position_factors(w: weights.HeadWeights, inputs, query: int, key: int):
-    """`(left [d_model+1, d_head], right [d_head, d_model+1])` with left @ right = Omega(q, k)."""
-    if not w.rotary:
-        return w.W_Q, w.W_K.T
-    if inputs.cos.shape[-1] != w.d_head:
-        raise ValueError("model: partial rotary embeddings (rotary_dim < d_head) are not supported")
-    rot = weights.rotation_matrices(inputs.cos, inputs.sin)  # [pos, d_head, d_head]
-    return w.W_Q @ rot[query], (w.W_K @ rot[key]).T
+    """`(left [d_model+1, d_head], right [d_head, d_model+1])` with left @ right = Omega(q, k).
+
+    Qwen-3's per-head q/k RMSNorm is linearised at the observed scales of this query and key
+    (`rms(x~ W_Q)`, exact at that point), then RoPE rotates at the actual positions.
+    """
+    left, right = w.W_Q, w.W_K  # [d_model + 1, d_head]
+    if w.q_norm_gain is not None:
+        x_q = np.append(inputs.x_norm[query], 1.0)  # [d_model + 1]
+        x_k = np.append(inputs.x_norm[key], 1.0)
+        s_q = np.sqrt(((x_q @ left) ** 2).mean() + w.qk_norm_eps)
+        s_k = np.sqrt(((x_k @ right) ** 2).mean() + w.qk_norm_eps)
+        left, right = left * (w.q_norm_gain / s_q), right * (w.k_norm_gain / s_k)
+    if w.rotary:
+        rot = weights.rotation_matrices(
+            inputs.cos, inputs.sin, d_head=w.d_head, style=w.rotary_style or "half"
+        )  # [pos, d_head, d_head]
+        left, right = left @ rot[query], right @ rot[key]
+    return left, right.T
 
 
 def decompose_score(

@@ -1,9 +1,11 @@
 """`workbench svd MODEL LAYER HEAD`: QK (bias-augmented) and OV singular spectra of one head.
 
-Runs `analysis.anatomy.head_svd.qk_ov_svd` (float64 raw HF weights, norm gain/bias folded by the
-analysis) and prints the spectra, effective ranks, the QK spectral norm and token readouts of
-the top singular directions; `--save` stores the result (kind "head_svd"). An out-of-range layer
-or head exits 2 with one line naming it.
+Runs `analysis.anatomy.head_svd.qk_ov_svd` (float64 weights probed from the model's own
+modules, norm gain/bias folded, centred on LayerNorm models as TransformerLens' compatibility
+mode: docs/anatomy.md) and prints the spectra, effective ranks, the QK spectral norm and token
+readouts of the top singular directions; `--save` stores the result (kind "head_svd"). An
+out-of-range layer or head, or a family head anatomy does not support, exits 2 with one line
+naming it.
 """
 
 from __future__ import annotations

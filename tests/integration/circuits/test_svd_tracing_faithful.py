@@ -43,7 +43,9 @@ def test_planted_induction_truth_ranks_high_and_value_ports_are_scored(planted):
 
 
 def _raw_gpt2_head(model, layer: int, head: int):
-    """Augmented float64 W_Q, W_K `[d_model + 1, d_head]` straight from the HF state dict."""
+    """Augmented float64 W_Q, W_K `[d_model + 1, d_head]` straight from the HF state dict,
+    centred as TransformerLens' compatibility mode (docs/anatomy.md: LayerNorm's output has no
+    all-ones component, so it is projected out of the reading rows)."""
     sd = model.bridge.original_model.state_dict()
     sd = {k.replace("._original_component", ""): v.double().numpy() for k, v in sd.items()}
     p, d, dh = f"transformer.h.{layer}.", model.d_model, model.d_head
@@ -52,7 +54,9 @@ def _raw_gpt2_head(model, layer: int, head: int):
     cols = [slice(head * dh, (head + 1) * dh), slice(d + head * dh, d + (head + 1) * dh)]
     out = []
     for c in cols:
-        out.append(np.vstack([gain[:, None] * w[:, c], (beta @ w[:, c] + b[c])[None]]))
+        folded = gain[:, None] * w[:, c]  # [d_model, d_head]
+        folded = folded - folded.mean(0)
+        out.append(np.vstack([folded, (beta @ w[:, c] + b[c])[None]]))
     return out  # [d_model + 1, d_head] each
 
 
