@@ -11,7 +11,9 @@ where the plausibility set is `{x : p_orig(x) >= alpha * max p_orig}` (the adapt
 plausibility constraint of contrastive decoding; `alpha = 0` keeps every token). `w = 0` is
 plain decoding. `guide(...)` decodes greedily or by seeded sampling and returns a
 `GuidanceResult` with the tokens and the per-step logit shifts; `guided_logits(...)` gives the
-guided logits of a whole batch (used by the head search).
+guided logits of a whole batch (used by the head search); `guided_generate(...)` decodes a
+batch of equal-length prompts greedily with guidance (the head search's generation objectives;
+per prompt it picks exactly what `guide(..., sample=False, stop_at_eos=False)` picks).
 
 Caveats: no KV cache (two full forwards per generated token), fine for the small models this is
 meant for; prompts are decoded one at a time; generation stops at `max_new_tokens`, at the
@@ -80,6 +82,42 @@ def guided_logits(
     with perturbed(model, perturbation):
         pert = model(tokens)  # [batch, pos, d_vocab]
     return combine(orig, pert, w=w, alpha=alpha)
+
+
+@torch.no_grad()
+def guided_generate(
+    model: Model,
+    tokens: torch.Tensor,
+    perturbation: HeadPerturbation | None,
+    *,
+    w: float = 1.0,
+    alpha: float = 0.1,
+    max_new_tokens: int = 16,
+) -> torch.Tensor:
+    """`[batch, max_new_tokens]` greedy guided continuations of equal-length prompts `tokens`
+    `[batch, pos]` (no padding, no EOS stop); `perturbation=None` or `w=0` is plain greedy."""
+    _check(model, w, alpha)
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens: must be >= 1, got {max_new_tokens}")
+    if tokens.ndim != 2 or tokens.shape[1] + max_new_tokens > model.n_ctx:
+        raise ValueError(
+            f"tokens: need [batch, pos] with pos + max_new_tokens <= {model.n_ctx}, "
+            f"got {tuple(tokens.shape)} + {max_new_tokens}"
+        )
+    if perturbation is not None:
+        perturbation.check(model)
+    plain = perturbation is None or w == 0
+    seq = tokens.to(model.device)  # [batch, pos]
+    for _ in range(max_new_tokens):
+        orig = model(seq)[:, -1]  # [batch, d_vocab]
+        if plain:
+            step = orig.argmax(-1)  # [batch]
+        else:
+            with perturbed(model, perturbation):
+                pert = model(seq)[:, -1]  # [batch, d_vocab]
+            step = combine(orig, pert, w=w, alpha=alpha).argmax(-1)  # [batch]
+        seq = torch.cat([seq, step[:, None]], dim=1)  # [batch, pos + 1]
+    return seq[:, tokens.shape[1] :].cpu()
 
 
 @dataclass(frozen=True)
@@ -219,4 +257,4 @@ def guide(
     )
 
 
-__all__ = ["GuidanceResult", "combine", "guide", "guided_logits", "plausible"]
+__all__ = ["GuidanceResult", "combine", "guide", "guided_generate", "guided_logits", "plausible"]

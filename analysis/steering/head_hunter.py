@@ -1,97 +1,66 @@
 """HeadHunter-style search for the heads whose perturbation makes guidance work best.
 
-HeadHunter ("Fine-Grained Perturbation Guidance via Attention Head Selection")
-selects heads for perturbed-attention guidance by greedy rounds over candidate heads, scoring
-each candidate set by the objective the user cares about. Here, for language models:
+HeadHunter ("Fine-Grained Perturbation Guidance via Attention Head Selection", arXiv
+2506.10978) selects heads for perturbed-attention guidance by greedy rounds over candidate
+heads, scoring each candidate set by a user objective evaluated on the GUIDED output. Here, for
+language models:
 
-- an `Objective` holds token sequences and a per-prompt score from logits (higher is better):
-  `ioi_objective(task)` (IOI logit difference or accuracy at the answer position) and
-  `loss_objective(model, texts)` (minus the mean next-token loss on text);
+- an objective (`analysis.steering.objectives`) turns "guide with these heads perturbed" into
+  one score per prompt, higher is better: scores of the guided logits (`Objective`, e.g. the
+  guided greedy IOI answer `ioi_top1`) or of greedy guided generations (`GenerationObjective`,
+  e.g. `induction_copy`, `text_repetition`). `fit` takes an objective or a registered name
+  (`objective_options` go to its builder). `ioi_logit_diff` is kept but INFLATED by
+  construction: the guided logit difference is `LD + w (LD - LD_pert)`, so it ranks heads by
+  how much perturbing them hurts the task, not by how good the guided output is;
 - `HeadHunter(...).fit(model, objective, select=rows, heldout=rows)` runs `rounds` greedy rounds
   on the `select` rows: every remaining candidate is scored as (chosen heads + candidate) under
-  guided logits (`analysis.steering.guidance.guided_logits`), the `top_k` best are added, and
-  the search stops early when a round does not improve the score. The chosen heads, every layer as a
-  layer-level guidance baseline (all heads of one layer perturbed; the best layer is picked on
-  `select` too) and no guidance are then scored on the separate `heldout` rows;
-- `result_` is a `HeadSearchResult`.
+  guidance, the `top_k` best are added, and the search stops early when a round does not
+  improve the score (the stop rule is this workbench's; the paper runs a fixed number of
+  rounds). Then, on the separate `heldout` rows, per prompt: no guidance, the chosen heads,
+  layer-level guidance (all heads of the layer that scores best on `select`) and `n_random`
+  draws of random heads (as many as were chosen, seeded);
+- `result_` is a `HeadSearchResult`; `result_.intervals()` gives percentile-bootstrap intervals
+  over held-out prompts of every setting's mean and of its paired difference from no guidance.
 
 `fit(..., executor=...)` scores each round's candidates in shards (`candidates_per_shard`) on
 an executor (`workbench.executors`: in process by default, or Ray); every candidate is scored
 alone, so the search is the same whatever the sharding.
 
-Caveat: the objective is read off the guided logits before any sampling; the plausibility set
-(`alpha > 0`) sets excluded tokens to -inf, which makes logit differences infinite, so the
-default here is `alpha = 0` (every token kept).
+Caveat: the plausibility set (`alpha > 0`) sets excluded tokens to -inf, which makes logit
+differences and log-probabilities infinite, so the default here is `alpha = 0` (every token
+kept); objectives that need it refuse `alpha > 0`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from analysis.steering.guidance import guided_logits
 from analysis.steering.head_perturbation import HeadPerturbation
+from analysis.steering.head_search_result import (
+    SETTINGS,
+    HeadSearchResult,
+    bootstrap_mean_interval,
+)
+from analysis.steering.objectives import (
+    AnyObjective,
+    GenerationObjective,
+    Objective,
+    ioi_objective,
+    loss_objective,
+    make_objective,
+    mean_score,
+)
 from workbench.executors import Executor, Shard, make_shards, resolve_executor, run_sharded
 from workbench.heads import Head, parse_heads
-from workbench.results import Result
 
 if TYPE_CHECKING:
-    import plotly.graph_objects as go
-
     from workbench.model import Model
-    from workbench.tasks.ioi import IOITask
-
-ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True, eq=False)
-class Objective:
-    """Token sequences `[batch, pos]` and `score(logits, rows) -> [batch]` (higher is better),
-    where `rows` are the indices of the sequences the logits belong to."""
-
-    name: str
-    tokens: torch.Tensor  # [batch, pos]
-    score: ScoreFn
-
-    @property
-    def n_prompts(self) -> int:
-        """Number of prompts (rows of `tokens`)."""
-        return int(self.tokens.shape[0])
-
-
-def ioi_objective(task: IOITask, *, metric: str = "logit_diff") -> Objective:
-    """IOI logit difference (IO minus S) or accuracy (IO beats S) at each answer position."""
-    if metric not in ("logit_diff", "accuracy"):
-        raise ValueError(f"metric: unknown IOI metric {metric!r}; choose logit_diff or accuracy")
-
-    def score(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        batch = torch.arange(len(rows))
-        final = logits[batch, task.answer_pos[rows]]  # [batch, d_vocab]
-        diff = final[batch, task.io_token[rows]] - final[batch, task.s_token[rows]]  # [batch]
-        return diff if metric == "logit_diff" else (diff > 0).float()
-
-    return Objective(name=f"ioi_{metric}", tokens=task.clean_tokens, score=score)
-
-
-def loss_objective(model: Model, texts: Sequence[str]) -> Objective:
-    """Minus the mean next-token cross-entropy of each text (padding excluded)."""
-    tokens = model.to_tokens(list(texts)).cpu()  # [batch, pos]
-    lengths = torch.tensor([model.to_tokens(t).shape[1] for t in texts])  # [batch]
-
-    def score(logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        log_p = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # [batch, pos-1, d_vocab]
-        target = tokens[rows, 1:]  # [batch, pos-1]
-        nll = -log_p.gather(-1, target[..., None])[..., 0]  # [batch, pos-1]
-        real = torch.arange(target.shape[1])[None] < (lengths[rows] - 1)[:, None]  # [batch, pos-1]
-        return -(nll * real).sum(1) / real.sum(1).clamp_min(1)
-
-    return Objective(name="neg_loss", tokens=tokens, score=score)
 
 
 def split_rows(n: int, *, heldout_fraction: float = 0.5, seed: int = 0):
@@ -103,60 +72,6 @@ def split_rows(n: int, *, heldout_fraction: float = 0.5, seed: int = 0):
     if n - n_heldout < 1:
         raise ValueError(f"n: need at least 2 prompts to split, got {n}")
     return order[n_heldout:].sort().values, order[:n_heldout].sort().values
-
-
-@dataclass(frozen=True)
-class HeadSearchResult(Result):
-    """Greedy search history, layer baselines and held-out comparison of guidance settings."""
-
-    kind: ClassVar[str] = "head_search"
-    plot_kinds: ClassVar[tuple[str, ...]] = ("comparison", "history")
-    model_name: str
-    objective: str
-    method: str
-    u: float
-    w: float
-    alpha: float
-    heads: tuple[Head, ...]  # stored as [layer, head] pairs, read back as `Head`s
-    best_layer: int
-    history: pd.DataFrame  # round, layer, head, score (select split), chosen
-    layers: pd.DataFrame  # layer, select, heldout
-    comparison: dict = field(default_factory=dict)  # {split: {setting: mean score}}
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "heads", tuple(Head.parse(h) for h in self.heads))
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.history
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        rows = [
-            {"split": split, "setting": setting, "score": score}
-            for split, scores in self.comparison.items()
-            for setting, score in scores.items()
-        ]
-        return {"main": self.history, "layers": self.layers, "comparison": pd.DataFrame(rows)}
-
-    def plot(self, kind: str | None = None, **kwargs: Any) -> go.Figure:
-        """`comparison` (default): held-out score per setting; `history`: candidate scores."""
-        import plotly.express as px
-
-        kind = kind or "comparison"
-        if kind == "comparison":
-            frame = self.tables()["comparison"]
-            fig = px.bar(frame, x="setting", y="score", color="split", barmode="group")
-        elif kind == "history":
-            frame = self.history.assign(
-                head_name=lambda d: [
-                    str(Head(layer, head))
-                    for layer, head in zip(d["layer"], d["head"], strict=True)
-                ]
-            )
-            fig = px.scatter(frame, x="head_name", y="score", color="round", symbol="chosen")
-        else:
-            raise ValueError(f"kind: unknown plot {kind!r}; choose comparison or history")
-        fig.update_layout(title=f"{self.model_name}: head search on {self.objective}", **kwargs)
-        return fig
 
 
 class HeadHunter:
@@ -173,10 +88,14 @@ class HeadHunter:
         rounds: int = 2,
         top_k: int = 1,
         candidates: str | Sequence[Any] | None = None,
+        n_random: int = 3,
+        seed: int = 0,
         progress: bool = False,
     ) -> None:
         if rounds < 1 or top_k < 1:
             raise ValueError(f"rounds/top_k: must be >= 1, got rounds={rounds}, top_k={top_k}")
+        if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 0:
+            raise ValueError(f"n_random: need a whole number >= 0, got {n_random!r}")
         HeadPerturbation(heads=((0, 0),), method=method, u=u)  # validates method and u
         self.method, self.u, self.w, self.alpha = method, u, w, alpha
         candidates = None if candidates is None else parse_heads(candidates)
@@ -186,36 +105,56 @@ class HeadHunter:
             candidates,
             progress,
         )
+        self.n_random, self.seed = n_random, seed
+
+    def _per_prompt(self, model, objective, rows, heads, orig) -> torch.Tensor:
+        """`[batch]` objective scores on `rows` of guidance with `heads` (none: plain)."""
+        perturbation = (
+            HeadPerturbation(heads=tuple(heads), method=self.method, u=self.u) if heads else None
+        )
+        return objective.scores(model, rows, perturbation, w=self.w, alpha=self.alpha, orig=orig)
 
     def _score(self, model, objective, rows, heads, orig) -> float:
-        tokens = objective.tokens[rows]
-        if not heads:
-            return float(objective.score(orig.cpu(), rows).mean())
-        perturbation = HeadPerturbation(heads=tuple(heads), method=self.method, u=self.u)
-        logits = guided_logits(model, tokens, perturbation, w=self.w, alpha=self.alpha, orig=orig)
-        return float(objective.score(logits.cpu(), rows).mean())
+        return mean_score(self._per_prompt(model, objective, rows, heads, orig))
 
     @torch.no_grad()
     def fit(
         self,
         model: Model,
-        objective: Objective,
+        objective: AnyObjective | str,
         *,
         select: torch.Tensor,
         heldout: torch.Tensor,
+        objective_options: dict[str, Any] | None = None,
         executor: str | Executor | None = "inprocess",
         address: str | None = None,
         candidates_per_shard: int | None = None,
     ) -> HeadHunter:
         """Run the greedy search on `select` and compare the settings on `heldout`.
 
+        objective: an `Objective`/`GenerationObjective` or a registered name
+            (`analysis.steering.objectives.OBJECTIVES`, built with `objective_options`).
         executor: "inprocess" (default), "ray" or an `Executor`: each round's candidates are
             cut into shards of `candidates_per_shard` (default: one shard per round) that are
             scored there; the scores, and so the search, do not depend on it.
         address: Ray cluster address for executor="ray" (default `RAY_ADDRESS`, else local).
         """
+        if isinstance(objective, str):
+            objective = make_objective(objective, model, **(objective_options or {}))
+        elif objective_options:
+            raise ValueError("objective_options: only for an objective given by name")
+        if not isinstance(objective, Objective | GenerationObjective):
+            raise ValueError(
+                f"objective: need an Objective, a GenerationObjective or a registered name, "
+                f"got {type(objective).__name__}"
+            )
         if candidates_per_shard is not None and candidates_per_shard < 1:
             raise ValueError(f"candidates_per_shard: must be >= 1, got {candidates_per_shard}")
+        for name, rows in (("select", select), ("heldout", heldout)):
+            if len(rows) < 1 or int(rows.min()) < 0 or int(rows.max()) >= objective.n_prompts:
+                raise ValueError(
+                    f"{name}: rows must be non-empty indices below {objective.n_prompts}"
+                )
         runner, owned = resolve_executor(executor, address=address)
         try:
             return self._fit(model, objective, select, heldout, runner, candidates_per_shard)
@@ -240,16 +179,8 @@ class HeadHunter:
         table = pd.concat(frames, ignore_index=True)
         return {Head(int(r.layer), int(r.head)): float(r.score) for r in table.itertuples()}
 
-    def _fit(self, model, objective, select, heldout, runner, per_shard) -> HeadHunter:
-        if set(select.tolist()) & set(heldout.tolist()):
-            raise ValueError("heldout: the held-out rows overlap the selection rows")
-        candidates = list(
-            self.candidates
-            or [Head(lay, h) for lay in range(model.n_layers) for h in range(model.n_heads)]
-        )
-        HeadPerturbation(heads=tuple(candidates), method=self.method).check(model)
-        orig_sel = model(objective.tokens[select].to(model.device))  # [batch, pos, d_vocab]
-        orig_held = model(objective.tokens[heldout].to(model.device))
+    def _search(self, model, objective, select, candidates, runner, per_shard, orig_sel):
+        """The greedy rounds on `select`: (chosen heads, history rows)."""
         chosen: list[Head] = []
         best = self._score(model, objective, select, [], orig_sel)
         history = []
@@ -280,25 +211,56 @@ class HeadHunter:
                 break
             chosen, best = trial, trial_score
         bar.close()
-        layer_rows = []
+        return chosen, history
+
+    def _fit(self, model, objective, select, heldout, runner, per_shard) -> HeadHunter:
+        if set(select.tolist()) & set(heldout.tolist()):
+            raise ValueError("heldout: the held-out rows overlap the selection rows")
+        candidates = list(
+            self.candidates
+            or [Head(lay, h) for lay in range(model.n_layers) for h in range(model.n_heads)]
+        )
+        HeadPerturbation(heads=tuple(candidates), method=self.method).check(model)
+        orig_sel = objective.clean(model, select)
+        orig_held = objective.clean(model, heldout)
+        chosen, history = self._search(
+            model, objective, select, candidates, runner, per_shard, orig_sel
+        )
+        layer_rows, layer_held = [], {}
         for layer in range(model.n_layers):
             heads = [Head(layer, h) for h in range(model.n_heads)]
+            layer_held[layer] = self._per_prompt(model, objective, heldout, heads, orig_held)
             layer_rows.append(
                 {
                     "layer": layer,
                     "select": self._score(model, objective, select, heads, orig_sel),
-                    "heldout": self._score(model, objective, heldout, heads, orig_held),
+                    "heldout": mean_score(layer_held[layer]),
                 }
             )
         layers = pd.DataFrame(layer_rows)
         best_layer = int(layers.loc[layers["select"].idxmax(), "layer"])
-        comparison = {}
-        for split, rows, orig in (("select", select, orig_sel), ("heldout", heldout, orig_held)):
-            comparison[split] = {
-                "no_guidance": self._score(model, objective, rows, [], orig),
-                "searched_heads": self._score(model, objective, rows, chosen, orig),
-                "layer_guidance": float(layers.loc[best_layer, split]),
-            }
+        held = {
+            "no_guidance": self._per_prompt(model, objective, heldout, [], orig_held),
+            "searched_heads": self._per_prompt(model, objective, heldout, chosen, orig_held),
+            "layer_guidance": layer_held[best_layer],
+        }
+        draws = self._random_draws(candidates, len(chosen))
+        frames = [_long(name, -1, heldout, scores) for name, scores in held.items()]
+        for i, heads in enumerate(draws):
+            scores = self._per_prompt(model, objective, heldout, heads, orig_held)
+            frames.append(_long("random_heads", i, heldout, scores))
+        heldout_scores = pd.concat(frames, ignore_index=True)
+        comparison = {
+            "select": {
+                "no_guidance": self._score(model, objective, select, [], orig_sel),
+                "searched_heads": self._score(model, objective, select, chosen, orig_sel),
+                "layer_guidance": float(layers.loc[best_layer, "select"]),
+            },
+            "heldout": {
+                setting: mean_score(torch.tensor(frame["score"].to_numpy()))
+                for setting, frame in heldout_scores.groupby("setting", sort=False)
+            },
+        }
         self.heads_ = tuple(chosen)
         self.best_layer_ = best_layer
         self.history_ = pd.DataFrame(history, columns=["round", "layer", "head", "score", "chosen"])
@@ -314,8 +276,32 @@ class HeadHunter:
             history=self.history_,
             layers=layers,
             comparison=comparison,
+            inflated=bool(objective.inflated),
+            heldout_scores=heldout_scores,
+            random_heads=tuple(",".join(str(h) for h in heads) for heads in draws),
         )
         return self
+
+    def _random_draws(self, candidates: list[Head], k: int) -> list[list[Head]]:
+        """`n_random` seeded draws of `k` distinct candidates (none when `k` is 0)."""
+        if k == 0:
+            return []
+        gen = torch.Generator().manual_seed(self.seed)
+        return [
+            [candidates[int(i)] for i in torch.randperm(len(candidates), generator=gen)[:k]]
+            for _ in range(self.n_random)
+        ]
+
+
+def _long(setting: str, draw: int, rows: torch.Tensor, scores: torch.Tensor) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "setting": setting,
+            "draw": draw,
+            "row": rows.tolist(),
+            "score": scores.double().tolist(),
+        }
+    )
 
 
 def candidate_scores(
@@ -323,15 +309,15 @@ def candidate_scores(
     shard: Shard,
     *,
     hunter: HeadHunter,
-    objective: Objective,
+    objective: AnyObjective,
     select: torch.Tensor,
     chosen: tuple[Head, ...],
 ) -> pd.DataFrame:
     """The shard function of a search round: the `select` score of (chosen + candidate) for
-    every candidate `[layer, head]` in `shard.items` (columns layer, head, score). The unguided
-    logits are recomputed here, on the worker's own model."""
+    every candidate `[layer, head]` in `shard.items` (columns layer, head, score). What the
+    objective reuses (the unguided logits) is recomputed here, on the worker's own model."""
     with torch.no_grad():
-        orig = model(objective.tokens[select].to(model.device))  # [batch, pos, d_vocab]
+        orig = objective.clean(model, select)
         rows = [
             {
                 "layer": layer,
@@ -346,9 +332,12 @@ def candidate_scores(
 
 
 __all__ = [
+    "SETTINGS",
+    "GenerationObjective",
     "HeadHunter",
     "HeadSearchResult",
     "Objective",
+    "bootstrap_mean_interval",
     "candidate_scores",
     "ioi_objective",
     "loss_objective",
