@@ -12,6 +12,11 @@ order-dependent, so single runs need not nest).
 Cost: every tau is a full ACDC run, 2 + n_edges forward passes on all prompts (tiny-ioi: 112,
 minilm: 7,590), so a sweep of k taus costs k times that; `config["n_forward"]` counts them.
 
+`acdc_sweep_roc` returns an `AcdcSweepRoc` result (run-store kind "acdc_sweep_roc",
+`to_frame()`: tau, n_edges, fpr, tpr; `plot()`: the ROC points). Frame-style access
+(`curve["tpr"]`, `curve.n_edges.iloc[0]`) still works with a `DeprecationWarning`, for one
+release.
+
 Caveats: taus must be > 0 (score 0 means "never kept"); ties between edges kept up to the same
 tau are counted half by `roc`.
 """
@@ -21,7 +26,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import TYPE_CHECKING, Any
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 import torch
@@ -30,8 +37,11 @@ from circuits.acdc import acdc
 from circuits.circuit import Circuit
 from circuits.evaluation import _as_mask
 from circuits.graph import build_graph
+from workbench.results import Result
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
     from workbench.model import Model
     from workbench.tasks import Task
 
@@ -102,9 +112,92 @@ def acdc_tau_sweep(
     return dataclasses.replace(sweep, included=scores > 0)
 
 
-def acdc_sweep_roc(sweep: Circuit, reference: Circuit | torch.Tensor) -> pd.DataFrame:
+@dataclass(frozen=True)
+class AcdcSweepRoc(Result):
+    """One ROC point per tau of an ACDC sweep (edges kept at that tau or any larger one), tau
+    ascending: `points` has tau, n_edges, fpr, tpr (non-increasing in tau by construction);
+    `n_positive` / `n_negative` count the reference's edges in / out."""
+
+    kind: ClassVar[str] = "acdc_sweep_roc"
+    plot_kinds: ClassVar[tuple[str, ...]] = ("roc",)
+
+    model_name: str
+    task: str
+    method: str
+    points: pd.DataFrame
+    n_positive: int = 0
+    n_negative: int = 0
+
+    def to_frame(self) -> pd.DataFrame:
+        """The ROC points (a copy): tau, n_edges, fpr, tpr."""
+        return self.points.copy()
+
+    def plot(self, kind: str | None = "roc", **kwargs: Any) -> go.Figure:
+        """`roc`: the sweep's (fpr, tpr) points labelled by tau, joined to (0, 0) and (1, 1),
+        with the chance diagonal."""
+        import plotly.graph_objects as go
+
+        if kind not in (None, *self.plot_kinds):
+            raise ValueError(
+                f"kind: unknown plot kind {kind!r}; choose from {list(self.plot_kinds)}"
+            )
+        ordered = self.points.sort_values("tau", ascending=False)  # fewest edges first
+        fig = go.Figure(
+            go.Scatter(
+                x=[0.0, *ordered["fpr"], 1.0],
+                y=[0.0, *ordered["tpr"], 1.0],
+                mode="lines+markers",
+                text=["", *(f"tau {t:g}" for t in ordered["tau"]), ""],
+                hoverinfo="text+x+y",
+            )
+        )
+        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot"}, name="chance")
+        fig.update_layout(
+            title=f"{self.model_name} {self.task}: ACDC tau sweep ROC ({len(self.points)} taus)",
+            xaxis_title="false positive rate",
+            yaxis_title="true positive rate",
+            showlegend=False,
+            **kwargs,
+        )
+        return fig
+
+    def __getitem__(self, key: Any) -> Any:
+        """Deprecated: frame-style column access, `result["tpr"]`."""
+        _warn_frame(f"[{key!r}]")
+        return self.points[key]
+
+    def __getattr__(self, name: str) -> Any:
+        """Deprecated: frame attributes (`result.tpr`, `result.iloc`) of `points`."""
+        points = self.__dict__.get("points")
+        if name.startswith("_") or points is None:
+            raise AttributeError(name)
+        if name in points.columns or hasattr(pd.DataFrame, name):
+            _warn_frame(f".{name}")
+            return getattr(points, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __bool__(self) -> bool:
+        """Always true (a result, not an empty frame)."""
+        return True
+
+    def __len__(self) -> int:
+        """Deprecated: the number of taus, as `len(frame)` was."""
+        _warn_frame(" len()")
+        return len(self.points)
+
+
+def _warn_frame(access: str) -> None:
+    warnings.warn(
+        f"AcdcSweepRoc{access} as a DataFrame is deprecated; use .to_frame() or .points",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+def acdc_sweep_roc(sweep: Circuit, reference: Circuit | torch.Tensor) -> AcdcSweepRoc:
     """One ROC point per tau of `sweep` (edges kept at that tau or any larger one), tau
-    ascending: columns tau, n_edges, fpr, tpr (non-increasing in tau by construction)."""
+    ascending: `.to_frame()` has tau, n_edges, fpr, tpr (non-increasing in tau by
+    construction)."""
     taus = sweep.config.get("taus") if sweep.method == "acdc-sweep" else None
     if not taus:
         raise ValueError("sweep: need the circuit returned by acdc_tau_sweep")
@@ -113,7 +206,14 @@ def acdc_sweep_roc(sweep: Circuit, reference: Circuit | torch.Tensor) -> pd.Data
     for tau in taus:
         kept = sweep.scores >= tau
         rows.append({"tau": tau, "n_edges": int(kept.sum()), **_rates(kept, mask)})
-    return pd.DataFrame(rows)
+    return AcdcSweepRoc(
+        model_name=sweep.model_name,
+        task=sweep.task,
+        method=sweep.method,
+        points=pd.DataFrame(rows, columns=["tau", "n_edges", "fpr", "tpr"]),
+        n_positive=int(mask.sum()),
+        n_negative=int((~mask).sum()),
+    )
 
 
-__all__ = ["acdc_sweep_roc", "acdc_tau_sweep"]
+__all__ = ["AcdcSweepRoc", "acdc_sweep_roc", "acdc_tau_sweep"]

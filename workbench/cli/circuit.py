@@ -3,6 +3,10 @@
 `--method path|exhaustive` accept `--executor ray [--address A]` and `--per-shard N` (edges
 per shard): the per-edge patching runs sharded on Ray with the same scores. `--out` is checked
 (its folder exists and is writable) before tracing; `--show`, `--top-n` take counts >= 0.
+`--target-faithfulness F` adds `smallest_faithful` (`circuits.smallest_faithful_circuit`) with
+its faithfulness interval, `faithfulness_ci` `[low, high]` (percentile bootstrap over prompts,
+`--n-boot` resamples drawn with `--boot-seed`). `--corruption s2|s1s2|abc` picks the IOI
+corruption (ioi only; the JSON names it).
 """
 
 from __future__ import annotations
@@ -18,6 +22,12 @@ from workbench.cli._common import (
     positive_int,
 )
 from workbench.cli._executor import add_executor_arguments, executor_options
+from workbench.cli.faithfulness import (
+    add_bootstrap_arguments,
+    add_task_option_arguments,
+    json_interval,
+    task_options,
+)
 
 CLI_METHODS = ("activation", "path", "eap", "eap-ig", "acdc", "svd", "exhaustive")
 SHARDED_METHODS = ("path", "exhaustive")
@@ -34,6 +44,11 @@ def _text(payload: dict) -> str:
         lines.append(
             f"smallest connected circuit for faithfulness {best['target']}: {best['n_edges']} "
             f"edges, faithfulness {best['faithfulness']:.3f}"
+            + (
+                f" [{best['faithfulness_ci'][0]:.3f}, {best['faithfulness_ci'][1]:.3f}]"
+                if best.get("faithfulness_ci")
+                else ""
+            )
             + ("" if best["reached"] else " (target not reached)")
         )
     if payload.get("out"):
@@ -72,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if target is not None and not (math.isfinite(target) and 0 < target <= 1):
         raise UsageError(f"--target-faithfulness: need a number in (0, 1], got {target}")
     options = _options(args)
+    corruption = task_options(args)
     model = load_model(args.model)
-    task = make_task(args.task, model, n=args.n, seed=args.seed)
+    task = make_task(args.task, model, n=args.n, seed=args.seed, **corruption)
     circuit = trace(model, task, method=args.method, top_n=args.top_n, **options)
     if out is not None:
         out.write_text(circuit.to_json())
@@ -83,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         "model": circuit.model_name,
         "task": circuit.task,
         "method": circuit.method,
+        **corruption,
         "n_edges": circuit.n_edges,
         "n_edges_total": len(circuit.edges),
         "top_edges": [{"edge": r.edge, "score": float(r.score)} for r in shown.itertuples()],
@@ -92,9 +109,16 @@ def run(args: argparse.Namespace) -> int:
     if args.target_faithfulness is not None:  # smallest connected prune reaching the target
         from circuits import smallest_faithful_circuit
 
-        payload["smallest_faithful"] = smallest_faithful_circuit(
-            model, task, circuit, target=args.target_faithfulness
-        )
+        found = smallest_faithful_circuit(
+            model,
+            task,
+            circuit,
+            target=args.target_faithfulness,
+            n_boot=args.n_boot,
+            seed=args.boot_seed,
+        ).to_dict()
+        found["faithfulness_ci"] = json_interval(found["faithfulness_ci"])
+        payload["smallest_faithful"] = found
     emit(payload, as_json=args.json, text=_text)
     return 0
 
@@ -120,6 +144,8 @@ def register(sub, json_flag) -> None:
         help="also report the smallest connected prune reaching this faithfulness, in (0, 1]",
     )
     p.add_argument("--ablation", choices=("resample", "mean", "zero"), default="resample")
+    add_task_option_arguments(p)
+    add_bootstrap_arguments(p)
     p.add_argument("--show", type=non_negative_int, default=10, help="edges listed (default 10)")
     add_executor_arguments(p, unit="edges (path, exhaustive)")
     p.set_defaults(func=run)

@@ -1,5 +1,7 @@
-"""The IOI task for any decoder: tokenised clean/ABC-corrupted pairs and the logit-difference
-metric.
+"""The IOI task for any decoder: tokenised clean/corrupted pairs and the logit-difference
+metric. `corruption=` picks how the corrupted prompt differs ("s2", the default: only the second
+mention of S; "s1s2": both mentions of S; "abc": IO, S1 and S2; see
+`workbench.tasks.ioi_prompts`); the metric always reads the clean prompt's IO and S tokens.
 
 Works with the zoo's word-level tokenizer and with GPT-2's BPE tokenizer alike: only names
 that are one token (with their leading space, " Mary") are used, which keeps clean and
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from workbench.tasks.base import Task
-from workbench.tasks.ioi_prompts import NAMES, generate_ioi_prompts
+from workbench.tasks.ioi_prompts import CORRUPTIONS, NAMES, generate_ioi_prompts
 
 if TYPE_CHECKING:
     from workbench.model import Model
@@ -39,6 +41,7 @@ class IOITask(Task):
     io_token: torch.Tensor  # [batch]
     s_token: torch.Tensor  # [batch]
     order: tuple[str, ...]  # "ABBA" / "BABA" per prompt
+    corruption: str = "s2"  # one of CORRUPTIONS
 
     def final_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """`[batch, d_vocab]` logits at each prompt's answer position."""
@@ -62,15 +65,24 @@ def _token_lengths(model: Model, texts: list[str]) -> torch.Tensor:
     return torch.tensor([model.to_tokens(text).shape[1] for text in texts])
 
 
-def make_ioi_task(model: Model, *, n: int = 64, seed: int = 0) -> IOITask:
-    """`n` IOI pairs for `model`'s tokenizer. Raises `ValueError` for encoders or a tokenizer
-    with fewer than 3 single-token names."""
+def make_ioi_task(model: Model, *, n: int = 64, seed: int = 0, corruption: str = "s2") -> IOITask:
+    """`n` IOI pairs for `model`'s tokenizer, corrupted by `corruption` (one of
+    `CORRUPTIONS`). Raises `ValueError` for encoders, an unknown corruption, or a tokenizer
+    with too few single-token names (3; 5 for "abc")."""
+    if corruption not in CORRUPTIONS:
+        raise ValueError(
+            f"corruption: unknown corruption {corruption!r}; choose from {CORRUPTIONS}"
+        )
     if not model.is_causal:
         raise ValueError(f"task: ioi needs a decoder; {model.name} is an encoder")
     names = single_token_names(model.tokenizer)
-    if len(names) < 3:
-        raise ValueError(f"task: {model.name}'s tokenizer has fewer than 3 single-token names")
-    prompts = generate_ioi_prompts(n, seed=seed, names=names)
+    need = 5 if corruption == "abc" else 3
+    if len(names) < need:
+        raise ValueError(
+            f"task: {model.name}'s tokenizer has fewer than {need} single-token names "
+            f"(corruption {corruption!r})"
+        )
+    prompts = generate_ioi_prompts(n, seed=seed, names=names, corruption=corruption)
     clean = model.to_tokens([p.text for p in prompts])  # [batch, pos]
     corrupted = model.to_tokens([p.corrupted_text for p in prompts])  # [batch, pos]
     lengths = _token_lengths(model, [p.text for p in prompts])  # [batch]
@@ -92,4 +104,5 @@ def make_ioi_task(model: Model, *, n: int = 64, seed: int = 0) -> IOITask:
         io_token=torch.tensor([single_token_id(tok, p.io) for p in prompts]),
         s_token=torch.tensor([single_token_id(tok, p.s) for p in prompts]),
         order=tuple(p.order for p in prompts),
+        corruption=corruption,
     )

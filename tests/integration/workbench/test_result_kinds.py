@@ -77,6 +77,17 @@ def _roc(zoo_model):
     return circuits.roc(circuit, circuit.prune(top_n=20))
 
 
+def _smallest(zoo_model):
+    model, task, circuit = _circuit(zoo_model)
+    return circuits.smallest_faithful_circuit(model, task, circuit, target=0.5, n_boot=20)
+
+
+def _sweep_roc(zoo_model):
+    model, task = _ioi(zoo_model)
+    sweep = circuits.acdc_tau_sweep(model, task, [0.5], distance="metric")
+    return circuits.acdc_sweep_roc(sweep, sweep.prune(top_n=20, connected=False))
+
+
 BUILDERS = {
     "attention_stats": lambda zm: analysis.attention_stats(zm("tiny-ioi"), [PROMPT]),
     "corpus_stats": lambda zm: corpus_stats(zm("tiny-ioi"), TEXTS, docs_per_shard=1),
@@ -87,6 +98,8 @@ BUILDERS = {
     ),
     "head_taxonomy": lambda zm: analysis.head_taxonomy(zm("tiny-induction")),
     "entropy_collapse": lambda zm: analysis.entropy_collapse(zm("tiny-ioi"), history=False),
+    "entropy_bound": lambda zm: analysis.entropy_bound(zm("tiny-ioi"), history=False),
+    "loss_plateau": lambda zm: analysis.loss_plateau(zm("tiny-ioi"), n=2, new_tokens=2),
     "guidance": _guidance,
     "head_search": _head_search,
     "attack": _attack,
@@ -95,6 +108,8 @@ BUILDERS = {
     "completeness": _completeness,
     "faithfulness_curve": _curve,
     "roc": _roc,
+    "smallest_circuit": _smallest,
+    "acdc_sweep_roc": _sweep_roc,
 }
 
 
