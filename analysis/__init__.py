@@ -3,7 +3,8 @@
 - `analysis.statistics`: per-query attention statistics (`attention_stats`, `corpus_stats`)
   and one head's pattern (`attention_pattern`);
 - `analysis.anatomy`: head SVD, score decomposition, head taxonomy, entropy collapse;
-- `analysis.steering`: head perturbation, guided decoding, head search (`HeadHunter`);
+- `analysis.steering`: head perturbation, guided decoding, head search (`HeadHunter`, scored
+  by objectives measured on the guided output: its registry and text metrics are exported there);
 - `analysis.attacks`: token attacks (`TokenAttack`) and their objectives;
 - `analysis.training_dynamics`: entropy against sigma-Reparam's bound and the loss-plateau view
   over the zoo's training snapshots (`entropy_bound`, `loss_plateau`).

@@ -1,16 +1,27 @@
 """Guidance page ("/guidance"): head-perturbation guided decoding, side by side with plain.
 
 - Heads by hand (multi-select of `L1H2`) or by search: `HeadHunter` runs as a background job
-  (progress, Cancel) on the IOI task for decoders that handle it, else on the prompt's
-  next-token loss, and fills the selection with the heads it chose.
+  (progress, Cancel) with an objective chosen from the registry
+  (`analysis.steering.objectives.OBJECTIVES`; default `ioi_logprob`, a score of the guided
+  output; `ioi_logit_diff` is listed but marked inflated by construction) on a search split of
+  the objective's prompts, stores its `HeadSearchResult` as a run and fills the selection with
+  the heads it chose. The page then shows the HELD-OUT comparison (no guidance, HeadHunter's
+  heads, layer-level guidance, random heads; means with 95% bootstrap intervals and paired
+  differences, `analysis.steering.head_search_comparison`) as a figure and a table, and a
+  visible note when the search selected no heads.
 - Perturbation method, `u` (interpolation towards the target pattern) and `w` (guidance
   scale) sliders; Generate decodes the prompt twice with `analysis.steering.guidance.guide`: `w = 0`
   (plain) and the chosen `w`, shown side by side with the per-step logit shift figure.
 
 Thin: all numbers come from `analysis`. Every input is checked (`workbench.ui.input_checks`):
 heads (`L1H2`) inside the model, a listed method, `u` in [0, 1], `w` in [0, 5], 1-64 new
-tokens -> else one red alert. The logit-shift figure is kept for the exports
-(`keep_figure`). Ids are prefixed `guidance-`.
+tokens, a registered objective, 4-64 search prompts, 1-4 rounds -> else one red alert. The
+search request is checked in an ordinary callback before the background job starts (and again
+in the job); the job's run must be a head-search run of this session. Figures are kept for
+the exports (`keep_figure`). Ids are prefixed `guidance-`.
+
+The page keeps only the shared selection (model, prompt, layer, head) in the URL, like the
+other job pages; its own controls (method, u, w, objective, ...) are not in the URL.
 """
 
 from __future__ import annotations
@@ -18,11 +29,18 @@ from __future__ import annotations
 from typing import Any
 
 import dash_mantine_components as dmc
-from dash import Input, Output, State, html
+from dash import Input, Output, State, dcc, html, no_update
 
+from analysis.steering.head_search_comparison import (
+    comparison_figure,
+    heldout_comparison,
+    objective_axis_label,
+)
+from analysis.steering.objectives import OBJECTIVES
 from workbench.heads import Head
 from workbench.ui import input_checks as check
 from workbench.ui import jobs, selection, state
+from workbench.ui.circuit_runs import check_own_run
 from workbench.ui.components import (
     empty_figure,
     error_alert,
@@ -30,13 +48,19 @@ from workbench.ui.components import (
     keep_figure,
     page_header,
     register_figure_export,
-    user_message,
+)
+from workbench.ui.guidance_search import (
+    MAX_W,
+    METHODS,
+    comparison_table,
+    search_controls,
+    search_job,
+    search_note,
+    search_request,
 )
 from workbench.ui.shared import head_options, parse_heads
 
 PAGE = {"path": "/guidance", "name": "Guidance", "title": "Guidance · Workbench", "order": 40}
-METHODS = ["identity", "uniform", "mean_query", "temperature", "zero", "mean"]
-MAX_W = 5.0
 MAX_NEW_TOKENS = 64
 
 
@@ -119,6 +143,7 @@ def layout(**query: str) -> Any:
             ),
             dmc.Text([dmc.Code(model_name), " · ", prompt[:160]], size="sm"),
             controls,
+            search_controls(),
             dmc.Group(
                 [
                     dmc.Button("Generate", id="guidance-generate"),
@@ -129,9 +154,14 @@ def layout(**query: str) -> Any:
                 align="flex-start",
                 mt="lg",
             ),
+            dcc.Store(id="guidance-search-request"),
+            dcc.Store(id="guidance-job"),
             html.Div(id="guidance-error"),
             outputs,
             figure_card("guidance-shift", "Logit shift per step"),
+            html.Div(id="guidance-search-note"),
+            figure_card("guidance-comparison", "Head search: held-out comparison"),
+            html.Div(id="guidance-comparison-table"),
         ],
         gap="sm",
     )
@@ -181,44 +211,90 @@ def register_callbacks(app: Any) -> None:
         figure = keep_figure(session, "guidance-shift", guided.plot(), label=model_name)
         return plain.text, guided.text, figure, None
 
+    register_figure_export(app, "guidance-comparison")
+
     @app.callback(
-        Output("guidance-heads", "value"),
+        Output("guidance-objective-help", "children"),
+        Input("guidance-objective", "value"),
+    )
+    def objective_help(objective) -> Any:
+        try:
+            name = check.choice(objective, "objective", sorted(OBJECTIVES))
+        except ValueError as err:
+            return str(err)
+        spec = OBJECTIVES[name]
+        return f"{spec.description}. Scores: {objective_axis_label(name)}."
+
+    @app.callback(
+        Output("guidance-search-request", "data"),
         Output("guidance-error", "children", allow_duplicate=True),
         Input("guidance-run", "n_clicks"),
+        State("guidance-objective", "value"),
+        State("guidance-prompts", "value"),
+        State("guidance-rounds", "value"),
         State("guidance-method", "value"),
         State("guidance-u", "value"),
         State("guidance-w", "value"),
         State("guidance-query", "data"),
+        State("session-id", "data"),
+        prevent_initial_call=True,
+    )
+    def request_search(_clicks, objective, n, rounds, method, u, w, query, session) -> Any:
+        raw = {"objective": objective, "n": n, "rounds": rounds, "method": method, "u": u, "w": w}
+        try:
+            model_name, _ = selection.model_and_prompt(query)
+            request = {"session": state.check_session(session), "model_name": model_name}
+            request |= search_request(raw)
+        except ValueError as err:
+            return no_update, error_alert(err, id="guidance-alert")
+        return request, None
+
+    @app.callback(
+        Output("guidance-job", "data"),
+        Input("guidance-search-request", "data"),
         **jobs.background_options("guidance"),
     )
-    def search_heads(set_progress, _clicks, method, u, w, query) -> Any:
+    def search_heads(set_progress, request) -> Any:
         try:
-            heads = _search(
-                set_progress,
-                *selection.model_and_prompt(query),
-                method=check.choice(method, "perturbation", METHODS),
-                u=check.number(u, "u", 0.0, 1.0),
-                w=check.number(w, "w", 0.0, MAX_W),
-            )
-        except Exception as err:  # noqa: BLE001
-            return [], error_alert(user_message(err), id="guidance-alert")
-        return [str(head) for head in heads], None
+            request = check.mapping(request, "search request")
+            options = search_request(request)
+            model_name, _ = selection.model_and_prompt({"model": request.get("model_name")})
+            session = state.check_session(request.get("session"))
+        except ValueError as err:
+            return {"error": str(err)}
+        return jobs.job_outcome(
+            search_job, set_progress, session=session, model_name=model_name, **options
+        )
 
+    @app.callback(
+        Output("guidance-heads", "value"),
+        Output("guidance-search-note", "children"),
+        Output("guidance-comparison", "figure"),
+        Output("guidance-comparison-table", "children"),
+        Output("guidance-error", "children", allow_duplicate=True),
+        Input("guidance-job", "data"),
+        State("session-id", "data"),
+        prevent_initial_call=True,
+    )
+    def show_search(job, session) -> Any:
+        from analysis.steering.head_search_result import HeadSearchResult
 
-def _search(set_progress, model_name: str, prompt: str, *, method: str, u: float, w: float):
-    """HeadHunter's heads (runs in the forked job process)."""
-    from analysis.steering.head_hunter import HeadHunter, ioi_objective, loss_objective, split_rows
-    from workbench.tasks import make_task
-
-    set_progress((5, "preparing the objective"))
-    model = state.open_model(model_name)
-    try:
-        task = make_task("ioi", model, n=16, seed=0)
-        objective, n_rows = ioi_objective(task), task.n_prompts
-    except ValueError:  # not an IOI model: the prompt's own next-token loss
-        objective, n_rows = loss_objective(model, [prompt, prompt]), 2
-    select, heldout = split_rows(n_rows, seed=0)
-    hunter = HeadHunter(method=method, u=u, w=w, rounds=2, progress=True)
-    with jobs.tqdm_progress(set_progress, "head search"):
-        hunter.fit(model, objective, select=select, heldout=heldout)
-    return hunter.heads_
+        keep_figure(session, "guidance-comparison", None)
+        try:
+            session = state.check_session(session)
+            run_id = check_own_run(check.job_run_id(job, "head search"), "head_search", session)
+            result = state.run_store().load_result(run_id)
+            if not isinstance(result, HeadSearchResult):
+                raise ValueError("head search: the run holds no head-search result")
+            table = heldout_comparison(result)
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            blank = empty_figure("no head search")
+            return no_update, None, blank, None, error_alert(err, id="guidance-alert")
+        fig = keep_figure(
+            session,
+            "guidance-comparison",
+            comparison_figure(result, table),
+            label=result.model_name,
+        )
+        heads = [str(head) for head in result.heads]
+        return heads, search_note(result), fig, comparison_table(result, table), None
