@@ -49,6 +49,18 @@ Where the workbench differs (labelled):
 
 Units differ between edge kinds (output: metric units; q/k: sqrt(score) units as in the paper;
 v: the units of the read direction). Decoders with a logits readout only.
+
+Families: every decoder `workbench.adapters.weights` supports, weights and rotations read only
+through that module: GPT-2, OPT (learned positions), Llama, Mistral, Qwen-2, Qwen-3, Gemma,
+Gemma-2, Phi-3 (fused QKV), GPT-NeoX/Pythia (partial rotary), GPT-J (interleaved rotary),
+Falcon (multi-query), the last three with parallel attention/MLP blocks (heads read the layer
+input either way; MLPs are not traced). RoPE: Omega is position-specific,
+`W_Q R(t) R(j)^T W_K^T`. [qk-norm] Qwen-3's per-head q/k RMSNorm scale is taken at the clean
+run and folded into Omega, like the layer norm's scale. [post-norm] Gemma-2's norm on the
+attention output is the clean run's linear map (`circuits.svd_tracing_state`); its
+soft-capped scores `cap tanh(score / cap)` are decomposed before the cap (the terms sum to
+the raw q.k; the cap is monotone, so "fires" keeps its meaning); its sliding window only
+zeroes pattern entries, which the firing rule reads from the model's own pattern.
 """
 
 from __future__ import annotations
@@ -107,13 +119,20 @@ class _Context:
         return self.heads[layer, head]
 
     def svd(self, state: PromptState, layer: int, head: int, query: int, key: int):
-        """(U [d_model+1, r], sigma [r], V [d_model+1, r]) of Omega (position-specific on RoPE)."""
+        """(U [d_model+1, r], sigma [r], V [d_model+1, r]) of Omega (position-specific on RoPE
+        and with Qwen-3's q/k norms, whose clean-run scales are folded in)."""
         w = self.head(layer, head)
-        if state.rot is None:
+        if state.rot is None and state.q_scale is None:
             if (layer, head) not in self.svds:
                 self.svds[layer, head] = factored_svd(w.W_Q, w.W_K.T)
             return self.svds[layer, head]
-        return factored_svd(w.W_Q @ state.rot[query], (w.W_K @ state.rot[key]).T)
+        w_q, w_k = w.W_Q, w.W_K  # [d_model + 1, d_head]
+        if state.q_scale is not None:
+            w_q = w_q * (w.q_norm_gain / state.q_scale[layer, head, query])
+            w_k = w_k * (w.k_norm_gain / state.k_scale[layer, w.kv_head, key])
+        if state.rot is not None:
+            w_q, w_k = w_q @ state.rot[query], w_k @ state.rot[key]
+        return factored_svd(w_q, w_k.T)
 
 
 def decompose_firing(
@@ -210,6 +229,8 @@ class _PromptTrace:
         if not o["value_paths"] or read is None or len(ups) == 0:
             return
         w = ctx.head(layer, head)
+        if st.post_factor is not None:  # Gemma-2: the head's write passes ln1_post
+            read = read * st.post_factor[layer, pos]  # [d_model]
         mapped = st.project(w.W_V[:-1] @ (w.W_O @ read))  # [d_model]
         coef = pattern / st.scale[layer, : pos + 1, 0]  # [key]
         per_key = (st.writers[ups, : pos + 1] @ mapped) * coef  # [n_up, key]

@@ -20,12 +20,23 @@ prompt, a `PromptState` holding:
   negative wherever the model is wrong: on planted-induction it gave the induction head's
   direct effect the wrong sign, so it is not used.)
 
-Caveats: decoders with a logits readout only (GPT-2 and Llama weights); the final norm's bias
-is not a node and is left out (it moves every prompt's metric by the same constant per token).
-Every other family (GPT-NeoX/Pythia, GPT-J, Falcon, Phi, OPT, ...) is refused by
-`check_supported` with a `ValueError` naming it: the state reads GPT-2's position embedding or
-Llama's full rotate-half rotary. Parallel attention/MLP blocks are not the obstacle: heads
-read the layer input in both layouts and MLPs are scored but never traced through.
+Every family `workbench.adapters.weights` supports is read the same way, through that module
+only (probed q/k/v/o and norms, `output_weights`, `unembedding_matrix`, `rotary_cos_sin`):
+learned position embeddings are a writer when the layout has them (GPT-2, OPT); on RoPE models
+`rot [pos, d_head, d_head]` is the model's own rotation (rotate-half or GPT-J's interleaved
+pairs, partial rotary: identity past `rotary_dim`); parallel attention/MLP blocks (GPT-NeoX,
+GPT-J, Falcon) need nothing special, since heads read the layer input in both layouts and MLPs
+are scored but never traced through. Qwen-3's per-head q/k RMSNorm is a per-(position, head)
+scale `q_scale [layer, head, pos]` / `k_scale [layer, kv_head, pos]` at the clean run (like the
+layer norm's scale, frozen: the decomposition is exact for the clean score). Gemma-2's RMSNorm
+on the attention output (`ln1_post`) is likewise taken as the linear map it is at the clean
+run, `a -> gain * a / scale_p` (`post_factor [layer, pos, d_model]`, the scale from the norm's
+own `hook_scale`): each head's write and the output bias are multiplied by it, so the
+writers still sum to the residual stream (its MLP's post-norm is inside `hook_mlp_out`).
+
+Caveats: decoders with a logits readout only; the final norm's bias is not a node and is left
+out (it moves every prompt's metric by the same constant per token). Refused with the reason
+(`check_supported`): encoders and families the weights API does not support.
 """
 
 from __future__ import annotations
@@ -60,6 +71,9 @@ class PromptState:
     rot: np.ndarray | None  # [pos, d_head, d_head]
     metric_read: np.ndarray  # [pos, d_model]
     component_error: float
+    q_scale: np.ndarray | None = None  # [layer, head, pos] Qwen-3 q-norm scale (clean run)
+    k_scale: np.ndarray | None = None  # [layer, kv_head, pos]
+    post_factor: np.ndarray | None = None  # [layer, pos, d_model] Gemma-2 ln1_post gain/scale
 
     def project(self, direction: np.ndarray) -> np.ndarray:
         """Centre a direction for LayerNorm (the norm's centring is a symmetric projection)."""
@@ -70,25 +84,25 @@ def _f64(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float64).numpy()
 
 
-def check_supported(model: Model, task: Task) -> str:
-    """The architecture ("gpt2" or "llama"); ValueError for encoders or readout tasks."""
+def check_supported(model: Model, task: Task) -> weights.Layout:
+    """The model's weights `Layout`; ValueError for encoders, readout tasks and unsupported
+    families, NotImplementedError for variants the decomposition does not model."""
     if task.readout is not None or not model.is_causal:
         raise ValueError(
             f"task: SVD tracing needs a decoder task read from the logits; {task.name!r} on "
             f"{model.name} reads {task.readout!r}"
         )
-    arch = weights.architecture(model)
-    if arch not in ("gpt2", "llama"):
-        raise ValueError(f"model: SVD tracing supports GPT-2 and Llama decoders, not {arch}")
-    return arch
+    return weights.layout(model)  # ValueError naming an unsupported family
 
 
-def _hook_names(model: Model, arch: str) -> list[str]:
-    names = ["hook_embed"] + (["hook_pos_embed"] if arch == "gpt2" else [])
-    names += ["rotary_emb.hook_cos", "rotary_emb.hook_sin"] if arch == "llama" else []
+def _hook_names(model: Model, lay: weights.Layout) -> list[str]:
+    names = ["hook_embed"] + (["hook_pos_embed"] if lay.learned_positions else [])
+    names += ["rotary_emb.hook_cos", "rotary_emb.hook_sin"] if lay.rotary == "half" else []
     for m in range(model.n_layers):
         names += [f"blocks.{m}.hook_resid_pre", f"blocks.{m}.attn.hook_pattern"]
         names += [f"blocks.{m}.attn.hook_z", f"blocks.{m}.hook_mlp_out"]
+        if lay.post_attention_norm:  # Gemma-2: the attention output's norm, in and out
+            names += [f"blocks.{m}.ln1_post.hook_scale"]
     return names + [f"blocks.{model.n_layers - 1}.hook_resid_post"]
 
 
@@ -107,36 +121,41 @@ def prompt_states(
     model: Model, task: Task, graph: Graph, *, batch_size: int = 16, counter=None
 ) -> Iterator[PromptState]:
     """Yield one `PromptState` per clean prompt of `task` (see module docstring)."""
-    arch = check_supported(model, task)
+    lay = check_supported(model, task)
     norm, eps = weights.input_norm(model, 0)
     w_u = weights.unembedding_matrix(model)  # [d_model, d_vocab]
     w_o = [weights.output_weights(model, m) for m in range(model.n_layers)]
-    names = _hook_names(model, arch)
+    names = _hook_names(model, lay)
     for sub in task_batches(task, batch_size):
         logits, cache = model.run_with_cache(sub.clean_tokens.to(model.device), names=names)
         if counter is not None:
             counter.forward += 1
         grad = _metric_gradient(sub, logits)  # [batch, pos, d_vocab]
         for b in range(sub.n_prompts):
-            yield _one_prompt(model, graph, cache, b, grad[b], w_u, w_o, arch, norm, eps)
+            yield _one_prompt(model, graph, cache, b, grad[b], w_u, w_o, lay, norm, eps)
 
 
-def _one_prompt(model, graph, cache, b, grad, w_u, w_o, arch, norm, eps) -> PromptState:
+def _one_prompt(model, graph, cache, b, grad, w_u, w_o, lay, norm, eps) -> PromptState:
     n_layers = model.n_layers
 
     def get(name: str) -> np.ndarray:
         return _f64(cache[name][b])
 
     embed = get("hook_embed")  # [pos, d_model]
-    if arch == "gpt2":
+    if lay.learned_positions:
         embed = embed + get("hook_pos_embed")
-    rows, biases = {"input": embed}, []
+    rows, biases, post = {"input": embed}, [], []
     for m in range(n_layers):
         z = get(f"blocks.{m}.attn.hook_z")  # [pos, head, d_head]
         per_head = np.einsum("phd,hdm->hpm", z, w_o[m][0])  # [head, pos, d_model]
+        bias = np.broadcast_to(w_o[m][1], embed.shape)  # [pos, d_model]
+        if lay.post_attention_norm:
+            factor = _post_norm(model, get, m)  # [pos, d_model] g / scale at the clean run
+            per_head, bias = per_head * factor, bias * factor
+            post.append(factor)
         for h in range(model.n_heads):
             rows[head_node(m, h)] = per_head[h]
-        biases.append(np.broadcast_to(w_o[m][1], embed.shape))
+        biases.append(bias)
         if graph.has_mlp:
             rows[mlp_node(m)] = get(f"blocks.{m}.hook_mlp_out")
     writers = np.stack([rows[n] for n in graph.writers])  # [n_writer, pos, d_model]
@@ -150,18 +169,49 @@ def _one_prompt(model, graph, cache, b, grad, w_u, w_o, arch, norm, eps) -> Prom
     read = grad @ w_u.T  # [pos, d_model]
     if centre:
         read = read - read.mean(-1, keepdims=True)
+    x_norm = np.stack([x for x, _ in normed[:-1]])  # [layer, pos, d_model]
     rot = None
-    if arch == "llama":
-        cos, sin = (_f64(cache[f"rotary_emb.hook_{n}"][0]) for n in ("cos", "sin"))  # [pos, d_head]
-        rot = weights.rotation_matrices(cos, sin)  # [pos, d_head, d_head]
+    if lay.rotary is not None:
+        cos, sin = weights.rotary_cos_sin(model, embed.shape[0], cache)  # [pos, rotary_dim]
+        d_head = w_o[0][0].shape[1]
+        rot = weights.rotation_matrices(cos, sin, d_head=d_head, style=lay.rotary)
+    q_scale, k_scale = _qk_norm_scales(model, x_norm) if lay.qk_norm else (None, None)
     return PromptState(
         writers=writers,
         biases=biases,
-        x_norm=np.stack([x for x, _ in normed[:-1]]),
+        x_norm=x_norm,
         scale=scale,
         centre=centre,
         pattern=np.stack([get(f"blocks.{m}.attn.hook_pattern") for m in range(n_layers)]),
         rot=rot,
         metric_read=read / scale[-1],
         component_error=error,
+        q_scale=q_scale,
+        k_scale=k_scale,
+        post_factor=np.stack(post) if post else None,
     )
+
+
+def _post_norm(model: Model, get, layer: int) -> np.ndarray:
+    """Gemma-2's `ln1_post` as the map it is at the clean run: `a -> gain * a / scale_p`, the
+    factor `gain / scale` `[pos, d_model]` with the norm's own `hook_scale`
+    (`sqrt(mean(a^2) + eps)`; checked through `component_error`)."""
+    gain = weights.head_weights(model, layer, 0).post_norm_gain  # [d_model]
+    scale = get(f"blocks.{layer}.ln1_post.hook_scale")  # [pos, 1]
+    return gain[None, :] / scale  # [pos, d_model]
+
+
+def _qk_norm_scales(model: Model, x_norm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Qwen-3: `sqrt(mean(q^2) + eps)` of each head's unnormed q (and k) at every position."""
+    n_layers, n_pos = x_norm.shape[:2]
+    x = np.concatenate([x_norm, np.ones((n_layers, n_pos, 1))], -1)  # [layer, pos, d_model + 1]
+    n_kv = model.n_key_value_heads
+    q_scale, k_scale = np.zeros((n_layers, model.n_heads, n_pos)), np.zeros((n_layers, n_kv, n_pos))
+    for m in range(n_layers):
+        for h in range(model.n_heads):
+            w = weights.head_weights(model, m, h)
+            q = x[m] @ w.W_Q  # [pos, d_head]
+            q_scale[m, h] = np.sqrt((q**2).mean(-1) + w.qk_norm_eps)
+            k = x[m] @ w.W_K  # [pos, d_head]
+            k_scale[m, w.kv_head] = np.sqrt((k**2).mean(-1) + w.qk_norm_eps)
+    return q_scale, k_scale

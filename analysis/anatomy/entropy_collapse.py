@@ -14,6 +14,13 @@ its per-head summary on the same texts: `bound_paper` / `bound_logits` / `bound_
 over query rows and prompts, in the three sigma forms documented there) and `min_margin` (the
 smallest `entropy - bound_logits` over every row; >= 0 when the theorem holds).
 
+Families: every family `workbench.adapters.weights` supports. The bound reads each head's
+rotated q and k through `analysis.training_dynamics.rotated_qk` (the bridge's `hook_rot_q/k`
+where they fire, else `hook_q/k` rotated with the model's own cos/sin: GPT-NeoX, Phi-3, GPT-J,
+Falcon), and refuses (ValueError) when those logits do not reproduce the model's pattern, e.g.
+Gemma-2's soft-capped, windowed scores. The entropies are checked against transformers' eager
+attention per family (tests/integration/analysis/anatomy/test_entropy_collapse_families.py).
+
 Snapshots are loaded into a fresh HF model built from the checkpoint folder, then wrapped in
 their own bridge (the shared model is never touched); every weight a snapshot holds (biases
 included) replaces the final one. Caveats: snapshots are stored in float16; a snapshot that

@@ -16,7 +16,8 @@ bound's sigma in three forms (all rigorous; the margin `entropy - bound` is neve
   form uses the relaxation `scale ||W_Q~|| ||W_K~|| ||X~||_2 ||X~||_F` (each row of the rotated
   keys keeps its norm, so their spectral norm is at most the Frobenius norm): labelled, looser.
 - `logits`: sigma = the spectral norm of the actual (masked, prefix) logit matrix, computed
-  from the hooked per-position q and k (rotated on RoPE models, so position is exact).
+  from the hooked per-position q and k (rotated on RoPE models, so position is exact; bridges
+  without rotated-q/k hooks, GPT-NeoX, Phi-3, Falcon, GPT-J: `rotated_qk`).
 - `row`: each row's own centred logit norm (the proof's inequality on the row itself).
 
 Margins (`margin_*`, the minimum of `entropy - bound` over a prompt's query rows) and
@@ -38,6 +39,7 @@ import torch
 
 from analysis.training_dynamics import bound_math as bm
 from analysis.training_dynamics.checkpoints import checkpoints
+from analysis.training_dynamics.rotated_qk import qk_hook_names, rotated_qk
 from workbench.adapters import weights
 from workbench.heads import Head
 from workbench.results import Result
@@ -175,13 +177,12 @@ def _sigma_weights(model: Model) -> tuple[np.ndarray, bool]:
     return out, rotary
 
 
-def _hooks(model: Model, rotary: bool) -> list[str]:
-    qk = ("hook_rot_q", "hook_rot_k") if rotary else ("hook_q", "hook_k")
+def _hooks(model: Model) -> list[str]:
     names = []
     for layer in range(model.n_layers):
         names += [f"blocks.{layer}.hook_resid_pre", f"blocks.{layer}.attn.hook_pattern"]
-        names += [f"blocks.{layer}.attn.{n}" for n in qk]
-    return names
+        names += qk_hook_names(model, layer)  # rotated q/k, or q/k and the cos/sin tables
+    return list(dict.fromkeys(names))
 
 
 def _f64(t: torch.Tensor) -> np.ndarray:
@@ -199,7 +200,7 @@ def _input_norms(x: np.ndarray, causal: bool, rotary: bool) -> np.ndarray:
 @torch.no_grad()
 def _prompt_rows(model: Model, tokens: torch.Tensor, sigma_w: np.ndarray, rotary: bool) -> list:
     """Per (layer, head) dicts of entropy, bounds and margins for one prompt."""
-    names = _hooks(model, rotary)
+    names = _hooks(model)
     missing = [n for n in names if n not in model.hook_names]
     if not missing:
         _, cache = model.run_with_cache(tokens, names=names)
@@ -221,8 +222,7 @@ def _prompt_rows(model: Model, tokens: torch.Tensor, sigma_w: np.ndarray, rotary
         x = np.concatenate([weights.normalise(resid, norm_kind, eps)[0], np.ones((n_pos, 1))], 1)
         input_factor = _input_norms(x, causal, rotary)  # [T]
         base = f"blocks.{layer}.attn."
-        q = _f64(cache[base + ("hook_rot_q" if rotary else "hook_q")][0])  # [pos, head, d_head]
-        k = _f64(cache[base + ("hook_rot_k" if rotary else "hook_k")][0])  # [pos, kv, d_head]
+        q, k = rotated_qk(model, cache, layer)  # [pos, head, d_head], [pos, kv, d_head]
         k = np.repeat(k, model.n_heads // k.shape[1], axis=1)  # [pos, head, d_head]
         logits = np.einsum("qhd,khd->hqk", q, k) * logit_scale(model, layer)  # [head, q, k]
         pattern = _f64(cache[base + "hook_pattern"][0])  # [head, query, key]
