@@ -1,14 +1,26 @@
 """Benchmark: every circuit method against exhaustive per-edge patching.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/circuits.py [--quick]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/circuits.py [--quick] [--n-ioi N]
+        [--n-induction N] [--repeats R] [--scaling-n N] [--scaling-sample K]
+        [--parts tiny-ioi tiny-induction scaling] [--out PART.json] [--merge PART.json ...]
 
-Prints JSON and writes `benchmarks/results/circuits.json`. For tiny-ioi (IOI, 64 prompts) and
-tiny-induction (induction, 32 prompts): the exhaustive reference (one patched forward pass per
+Prints JSON and writes `benchmarks/results/circuits.json` (not with `--quick`); `config` records
+the sizes used. For tiny-ioi (IOI, default 64 prompts) and tiny-induction (induction, default
+32 prompts): the exhaustive reference (one patched forward pass per
 edge), then each method's runtime, forward/backward pass counts (one per minibatch pass),
 ROC AUC of |score| against the reference circuit (edges whose exact effect is at least 1% of
-the clean-corrupted gap), the Pearson correlation of its scores with the exact effects, and the
-faithfulness of its top-10% and top-20% circuits. `auc_by_reference_share` repeats the AUC
-against references cut at 0.5%, 1%, 2% and 5% of the gap. `targets` checks the issue's goals (EAP-IG
+the clean-corrupted gap), the Pearson correlation of its scores with the exact effects, the
+faithfulness of its top-10% and top-20% circuits *pruned connected* (`Circuit.prune(top_n=k)`,
+at most k edges, all on input -> output paths; `_connected` in the key) and the smallest
+connected circuit with faithfulness >= 0.8 (`circuits.smallest_faithful_circuit`: edges, share
+of the graph, faithfulness and its bootstrap interval). `auc_by_reference_share` repeats the
+AUC against references cut at 0.5%, 1%, 2% and 5% of the gap.
+
+`atp_star_nodes` is AtP*'s own node table (the paper's node level: each head's q, k, v over
+all positions and each MLP; `circuits.atp_star_nodes`) against exact node patching
+(`circuits.atp_star.node_patching_reference`), for plain AtP, AtP + QK fix, AtP + GradDrop and
+AtP*: Spearman correlation of |estimate| with |exact effect| and the summed absolute error.
+The `atp*` rows of the edge table are its edge-level variant (QK fix and GradDrop per edge). `targets` checks the issue's goals (EAP-IG
 AUC >= 0.9; EAP-IG >= 20x faster than exhaustive; some circuit with <= 20% of the edges
 recovering >= 80% of the gap). The speedup is measured separately, best of 3 interleaved runs
 (`speedup_timing`); per-method `runtime_s` are single runs. `scaling` repeats the comparison on
@@ -41,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import circuits  # noqa: E402
+from circuits.atp_star import atp_star_nodes, node_patching_reference  # noqa: E402
 from workbench import load_model  # noqa: E402
 from workbench.tasks import make_task  # noqa: E402
 
@@ -57,13 +70,76 @@ METHODS = [
     ("acdc", {"distance": "metric", "threshold": 0.5}),
     ("acdc", {"distance": "kl", "threshold": 0.01}),
     ("svd", {}),
+    ("atp*", {}),
+    ("atp*", {"grad_drop": False}),
 ]
+ATP_VARIANTS = {  # label -> (qk_fix, grad_drop)
+    "atp": (False, False),
+    "atp+qk": (True, False),
+    "atp+gd": (False, True),
+    "atp*": (True, True),
+}
 SHARES = (0.005, 0.01, 0.02, 0.05)  # reference circuits: exact effect >= share * |gap|
 
 
 def _faithfulness_at(model, task, circuit, share: float) -> float:
+    """Faithfulness of the connected prune to at most `share` of the edges."""
     k = max(1, round(share * len(circuit.edges)))
     return circuits.faithfulness(model, task, circuit.prune(top_n=k)).faithfulness
+
+
+def _smallest(model, task, circuit) -> dict:
+    small = circuits.smallest_faithful_circuit(model, task, circuit, target=0.8)
+    return {
+        "reached": small.reached,
+        "n_edges": small.n_edges,
+        "edge_share": small.edge_share,
+        "faithfulness": small.faithfulness,
+        "faithfulness_ci_95": list(small.faithfulness_ci or ()),
+    }
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+
+    def ranks(x: torch.Tensor) -> torch.Tensor:
+        order = x.argsort()
+        r = torch.empty_like(x)
+        r[order] = torch.arange(len(x), dtype=x.dtype)
+        for value in x.unique():  # ties share their mean rank
+            tied = x == value
+            r[tied] = r[tied].mean()
+        return r
+
+    return torch.corrcoef(torch.stack([ranks(a), ranks(b)]))[0, 1].item()
+
+
+def bench_atp_nodes(model, task) -> dict:
+    """AtP variants at node level against exact node patching (see module docstring)."""
+    start = time.perf_counter()
+    exact = node_patching_reference(model, task).set_index("node").score
+    exact_s = time.perf_counter() - start
+    target = torch.tensor(exact.to_numpy()).abs()
+    rows = {}
+    for label, (qk_fix, grad_drop) in ATP_VARIANTS.items():
+        start = time.perf_counter()
+        est = atp_star_nodes(model, task, qk_fix=qk_fix, grad_drop=grad_drop).set_index("node")
+        values = torch.tensor(est.score.loc[exact.index].to_numpy()).abs()
+        rows[label] = {
+            "runtime_s": time.perf_counter() - start,
+            "spearman_abs_vs_exact": _spearman(values, target),
+            "sum_abs_error": (values - target).abs().sum().item(),
+            "top5_overlap": len(
+                set(values.topk(5).indices.tolist()) & set(target.topk(5).indices.tolist())
+            )
+            / 5,
+        }
+    return {
+        "n_nodes": len(exact),
+        "exact_runtime_s": exact_s,
+        "exact": {k: float(v) for k, v in exact.items()},
+        "variants": rows,
+    }
 
 
 def _speedup(model, task, repeats: int) -> dict:
@@ -86,6 +162,7 @@ def _speedup(model, task, repeats: int) -> dict:
 
 
 def bench_case(name: str, task_name: str, n: int, repeats: int = 3) -> dict:
+    began = time.perf_counter()
     model = load_model(name)
     task = make_task(task_name, model, n=n)
     summary = task.summary(model)
@@ -98,8 +175,9 @@ def bench_case(name: str, task_name: str, n: int, repeats: int = 3) -> dict:
             "n_forward": truth.config["n_forward"],
             "n_backward": 0,
             "auc": circuits.roc(truth, reference).auc,
-            "faithfulness_top10pct": _faithfulness_at(model, task, truth, 0.1),
-            "faithfulness_top20pct": _faithfulness_at(model, task, truth, 0.2),
+            "faithfulness_top10pct_connected": _faithfulness_at(model, task, truth, 0.1),
+            "faithfulness_top20pct_connected": _faithfulness_at(model, task, truth, 0.2),
+            "smallest_connected_at_0.8": _smallest(model, task, truth),
         }
     }
     for method, options in METHODS:
@@ -118,8 +196,9 @@ def bench_case(name: str, task_name: str, n: int, repeats: int = 3) -> dict:
             "pearson_vs_exact": torch.corrcoef(torch.stack([circuit.scores, truth.scores]))[
                 0, 1
             ].item(),
-            "faithfulness_top10pct": _faithfulness_at(model, task, circuit, 0.1),
-            "faithfulness_top20pct": _faithfulness_at(model, task, circuit, 0.2),
+            "faithfulness_top10pct_connected": _faithfulness_at(model, task, circuit, 0.1),
+            "faithfulness_top20pct_connected": _faithfulness_at(model, task, circuit, 0.2),
+            "smallest_connected_at_0.8": _smallest(model, task, circuit),
         }
         if method == "acdc":
             row["acdc_edges"] = circuit.n_edges
@@ -129,7 +208,7 @@ def bench_case(name: str, task_name: str, n: int, repeats: int = 3) -> dict:
     ig = rows["eap-ig ig_steps=5"]
     timing = _speedup(model, task, repeats)
     best20 = max(
-        [r["faithfulness_top20pct"] for r in rows.values()]
+        [r["faithfulness_top20pct_connected"] for r in rows.values()]
         + [r["acdc_faithfulness"] for r in rows.values() if r.get("acdc_edge_share", 1) <= 0.2]
     )
     return {
@@ -142,6 +221,8 @@ def bench_case(name: str, task_name: str, n: int, repeats: int = 3) -> dict:
         "clean_metric": summary["clean"],
         "corrupted_metric": summary["corrupted"],
         "methods": rows,
+        "atp_star_nodes": bench_atp_nodes(model, task),
+        "wall_s": time.perf_counter() - began,
         "targets": {
             "eap_ig_auc_at_least_0.9": ig["auc"] >= 0.9,
             "speedup_timing": timing,
@@ -181,21 +262,62 @@ def bench_scaling(n: int, sample: int, seed: int = 0) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="8 prompts per task")
+    parser.add_argument("--quick", action="store_true", help="8 prompts per task, no file")
+    parser.add_argument("--n-ioi", type=int, default=64, help="tiny-ioi prompts")
+    parser.add_argument("--n-induction", type=int, default=32, help="tiny-induction prompts")
+    parser.add_argument("--repeats", type=int, default=3, help="speedup timing repeats")
+    parser.add_argument("--scaling-n", type=int, default=16, help="MiniLM prompts")
+    parser.add_argument("--scaling-sample", type=int, default=100, help="MiniLM sampled edges")
+    parser.add_argument(
+        "--parts", nargs="*", default=["tiny-ioi", "tiny-induction", "scaling"], help="what to run"
+    )
+    parser.add_argument("--out", type=Path, help="write here instead (a partial run)")
+    parser.add_argument("--merge", type=Path, nargs="*", help="merge partial runs, run none")
     args = parser.parse_args()
+    if args.merge:
+        parts = [json.loads(path.read_text()) for path in args.merge]
+        results = {
+            "torch_threads": parts[0]["torch_threads"],
+            "config": [p["config"] for p in parts],
+            "cases": [c for p in parts for c in p["cases"]],
+            "scaling": next((p["scaling"] for p in parts if p.get("scaling")), None),
+            "wall_s": [p["wall_s"] for p in parts],
+        }
+        text = json.dumps(results, indent=2)
+        (args.out or ROOT / "benchmarks" / "results" / "circuits.json").write_text(text + "\n")
+        print(text)
+        return
     torch.set_num_threads(1)
+    began = time.perf_counter()
+    sizes = {"tiny-ioi": args.n_ioi, "tiny-induction": args.n_induction}
+    if args.quick:
+        sizes = dict.fromkeys(sizes, 8)
+        args.repeats, args.scaling_n, args.scaling_sample = 1, 8, 20
+    config = {
+        "prompts": sizes,
+        "speedup_repeats": args.repeats,
+        "scaling_prompts": args.scaling_n,
+        "scaling_sampled_edges": args.scaling_sample,
+        "quick": args.quick,
+        "parts": args.parts,
+    }
     results = {
         "torch_threads": torch.get_num_threads(),
+        "config": config,
         "cases": [
-            bench_case(name, t, 8 if args.quick else n, repeats=1 if args.quick else 3)
-            for name, t, n in CASES
+            bench_case(name, t, sizes[name], repeats=args.repeats)
+            for name, t, _ in CASES
+            if name in args.parts
         ],
-        "scaling": bench_scaling(n=8 if args.quick else 16, sample=20 if args.quick else 100),
+        "scaling": bench_scaling(n=args.scaling_n, sample=args.scaling_sample)
+        if "scaling" in args.parts
+        else None,
     }
+    results["wall_s"] = time.perf_counter() - began
     text = json.dumps(results, indent=2)
     print(text)
     if not args.quick:
-        out = ROOT / "benchmarks" / "results" / "circuits.json"
+        out = args.out or ROOT / "benchmarks" / "results" / "circuits.json"
         out.write_text(text + "\n")
 
 

@@ -17,17 +17,27 @@ The query edge `input->I<q>` is left out because the task's corruption keeps the
 Per model and method: runtime (one run), forward/backward passes, ROC AUC of |score| against
 the truth, precision and recall of the top-|truth| edges (plain top-k, so the two are equal),
 the faithfulness of the connected top-|truth| prune, and the smallest connected prune with
-faithfulness >= 0.8 (`circuits.smallest_faithful_circuit`): its size, precision and recall.
+faithfulness >= 0.8 (`circuits.smallest_faithful_circuit`): its size, precision and recall,
+with its faithfulness interval. `true_edge_ranks` gives each true edge's rank (0 = first).
 95% percentile intervals come from a bootstrap over prompts: the task's clean/corrupted pairs
-resampled with replacement, the method re-run on each resample (`--boot` resamples; the
-per-edge methods, exhaustive patching and ACDC, get `--boot-slow`). `random` is a random
-ranking (uniform scores; its interval is over random draws). `auc_vs_single_edge` is the
-second view: AUC against the exhaustive single-edge reference (edges whose exact effect is at
-least 1% of the clean-corrupted gap, `circuits.reference_circuit`).
+resampled with replacement (`circuits.bootstrap.resample_indices`, seeded) and the method
+re-run on each resample (`--boot` resamples; the per-edge methods, exhaustive patching and
+ACDC, get `--boot-slow`). `random` is a random ranking (uniform scores; its interval is over
+random draws). `auc_vs_single_edge` is the second view: AUC against the exhaustive single-edge
+reference (edges whose exact effect is at least 1% of the clean-corrupted gap,
+`circuits.reference_circuit`). `diagnosis` checks the truth itself: the faithfulness of the
+true edges minus each one, and the largest single-edge effect outside the truth (share of gap).
+
+`atp*` is `circuits.atp_star`'s edge-level variant of AtP* (QK fix and GradDrop per edge);
+`atp+qk` the same without GradDrop (on two-layer models GradDrop keeps only a layer-0 node's
+direct path, see docs/circuits.md).
+
+Sizes: the run's `config` records prompts, resamples, seed and wall time per model; the
+recorded run is sized to finish in under 10 minutes per invocation on the shared 2-core
+machine (`--models` splits it, `--merge` joins the parts).
 
 Caveats: wall times on a shared 2-core machine are noisy; few resamples make wide, coarse
-intervals (the recorded run used B = 10 and 4: its 95% intervals are close to the
-min-max of the resamples).
+intervals (close to the min-max of the resamples).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 import circuits  # noqa: E402
+from circuits.bootstrap import interval_from_samples, resample_indices  # noqa: E402
 from workbench import load_model  # noqa: E402
 from workbench.tasks import make_task  # noqa: E402
 from workbench.tasks.induction import induction_scores, random_repeated_tokens  # noqa: E402
@@ -61,7 +72,10 @@ METHODS = {
     "acdc": {"distance": "metric", "threshold": 0.05},
     "svd": {},
     "activation": {"ablation": "resample"},
+    "atp*": {},
+    "atp+qk": {"grad_drop": False},
 }
+TRACE_METHOD = {"atp+qk": "atp*"}  # rows run through another registered method
 SLOW = ("exhaustive", "acdc")  # one pass per edge: fewer bootstrap resamples
 TARGET = 0.8  # faithfulness of the smallest connected circuit
 
@@ -132,9 +146,43 @@ def _scores(model, task, circuit, truth: torch.Tensor) -> dict:
     }
 
 
-def _interval(values: list[float]) -> list[float]:
-    t = torch.tensor(values, dtype=torch.float64)
-    return [t.quantile(0.025).item(), t.quantile(0.975).item()]
+def _interval(estimate: float, values: list[float], n: int, seed: int) -> list[float]:
+    """95% percentile interval [low, high] of bootstrap statistics `values`."""
+    ci = interval_from_samples(estimate, values, level=0.95, seed=seed, n_prompts=n)
+    return [ci.low, ci.high]
+
+
+def _ranks(circuit, edges: tuple[str, ...], true_edges: list[str]) -> dict[str, int]:
+    """Each true edge's rank by |score| (0 = first; ties in the fixed edge order)."""
+    rank = torch.empty(len(edges), dtype=torch.long)
+    rank[circuit.ranking()] = torch.arange(len(edges))
+    return {e: int(rank[edges.index(e)]) for e in true_edges}
+
+
+def _kept(graph, task_name: str, edges: list[str]):
+    keep = torch.tensor([e in set(edges) for e in graph.edge_labels])
+    truth = circuits.Circuit.from_scores(
+        graph, task=task_name, method="truth", scores=keep.double()
+    )
+    return dataclasses.replace(truth, included=keep)
+
+
+def diagnose_truth(model, task, graph, true_edges: list[str], exhaustive, gap: float) -> dict:
+    """Is the truth complete and necessary? Faithfulness of the truth without each edge, and
+    the largest single-edge effect (share of the gap) on an edge outside the truth."""
+    name = task.name
+    minus = {
+        e: circuits.faithfulness(
+            model, task, _kept(graph, name, [x for x in true_edges if x != e])
+        ).faithfulness
+        for e in true_edges
+    }
+    outside = torch.tensor([e not in set(true_edges) for e in graph.edge_labels])
+    return {
+        "faithfulness_without_edge": minus,
+        "max_single_edge_share_outside_truth": exhaustive.scores[outside].abs().max().item()
+        / abs(gap),
+    }
 
 
 def bench_model(
@@ -146,6 +194,7 @@ def bench_model(
     methods: tuple[str, ...] = tuple(METHODS),
     seed: int = 0,
 ) -> dict:
+    began = time.perf_counter()
     model = load_model(name)
     if name.startswith("planted"):
         card = ZOO[name].card()
@@ -166,7 +215,8 @@ def bench_model(
         model, task, dataclasses.replace(as_circuit, included=truth)
     ).faithfulness
     gen = torch.Generator().manual_seed(seed)
-    resamples = [torch.randint(0, n, (n,), generator=gen) for _ in range(max(boot, boot_slow))]
+    n_res = max(boot, boot_slow)
+    resamples = [torch.as_tensor(r) for r in resample_indices(n, n_res, seed)] if n_res else []
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"methods: unknown {unknown}; choose from {list(METHODS)}")
@@ -177,19 +227,24 @@ def bench_model(
     for method in methods:
         options = METHODS[method]
         start = time.perf_counter()
-        circuit = circuits.trace(model, task, method=method, **options)
+        circuit = circuits.trace(model, task, method=TRACE_METHOD.get(method, method), **options)
         wall = time.perf_counter() - start
         if method == "exhaustive":
             exhaustive = circuit
         point = _scores(model, task, circuit, truth)
         small = circuits.smallest_faithful_circuit(model, task, circuit, target=TARGET)
-        kept = torch.tensor([e in set(small["edges"]) for e in edges])
+        kept = torch.tensor([e in set(small.edges) for e in edges])
         hits = int((kept & truth).sum())
         samples = []
         for index in resamples[: boot_slow if method in SLOW else boot]:
             sub = task_take(task, index)
             samples.append(
-                _scores(model, sub, circuits.trace(model, sub, method=method, **options), truth)
+                _scores(
+                    model,
+                    sub,
+                    circuits.trace(model, sub, method=TRACE_METHOD.get(method, method), **options),
+                    truth,
+                )
             )
         reference = circuits.reference_circuit(exhaustive, gap=gap, share=0.01)
         rows[method] = {
@@ -198,19 +253,29 @@ def bench_model(
             "n_forward": circuit.config.get("n_forward"),
             "n_backward": circuit.config.get("n_backward", 0),
             **point,
-            "intervals_95": {key: _interval([s[key] for s in samples]) for key in point},
+            "intervals_95": {
+                key: _interval(point[key], [s[key] for s in samples], n, seed)
+                for key in point
+                if samples
+            },
             "n_bootstrap": len(samples),
+            "true_edge_ranks": _ranks(circuit, edges, known["true_edges"]),
             "smallest_connected_at_0.8": {
-                "reached": small["reached"],
-                "n_edges": small["n_edges"],
-                "faithfulness": small["faithfulness"],
-                "precision": hits / max(1, small["n_edges"]),
+                "reached": small.reached,
+                "n_edges": small.n_edges,
+                "faithfulness": small.faithfulness,
+                "faithfulness_ci_95": list(small.faithfulness_ci or ()),
+                "precision": hits / max(1, small.n_edges),
                 "recall": hits / int(truth.sum()),
             },
             "auc_vs_single_edge": circuits.roc(circuit, reference).auc,
         }
     draws = [circuits.roc(torch.rand(len(edges), generator=gen), truth).auc for _ in range(200)]
-    rows["random"] = {"auc": sum(draws) / len(draws), "intervals_95": {"auc": _interval(draws)}}
+    mean_draw = sum(draws) / len(draws)
+    rows["random"] = {
+        "auc": mean_draw,
+        "intervals_95": {"auc": _interval(mean_draw, draws, n, seed)},
+    }
     return {
         "model": name,
         "task": task_name,
@@ -221,6 +286,9 @@ def bench_model(
         "n_true_edges": int(truth.sum()),
         "truth_faithfulness": truth_faithfulness,
         "single_edge_reference_edges": circuits.reference_circuit(exhaustive, gap=gap).n_edges,
+        "diagnosis": diagnose_truth(model, task, graph, known["true_edges"], exhaustive, gap),
+        "config": {"n_prompts": n, "boot": boot, "boot_slow": boot_slow, "seed": seed},
+        "wall_s": time.perf_counter() - began,
         "methods": rows,
     }
 

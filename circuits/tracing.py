@@ -11,6 +11,7 @@ Dispatches to the per-method modules:
 | eap-ig       | `eap_ig` (ig_steps)                        | circuits.attribution   |
 | acdc         | `acdc` (threshold, distance)               | circuits.acdc          |
 | svd          | `svd_tracing`                              | circuits.svd_tracing   |
+| atp*         | `atp_star` (qk_fix, grad_drop; edge variant, paper's node scores in config) | circuits.atp_star |
 
 `top_n=` / `prune_threshold=` prune the result (`Circuit.prune`, connected unless
 `connected=False`); other options go to the method.
@@ -36,6 +37,7 @@ METHODS = {
     "eap-ig": ("circuits.attribution", "eap_ig"),
     "acdc": ("circuits.acdc", "acdc"),
     "svd": ("circuits.svd_tracing", "svd_tracing"),
+    "atp*": ("circuits.atp_star", "atp_star"),
 }
 
 

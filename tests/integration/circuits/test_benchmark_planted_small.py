@@ -71,3 +71,19 @@ def test_known_induction_circuit_from_head_scores(bench, zoo_model):
 def test_unknown_method_is_rejected(bench):
     with pytest.raises(ValueError, match="methods: unknown"):
         bench.bench_model("planted-induction", n=4, boot=0, boot_slow=0, methods=("bogus",))
+
+
+@pytest.mark.slow  # exhaustive patching of planted-lookup's 264 edges (the diagnosis needs it)
+def test_atp_star_row_and_truth_diagnosis_on_planted_lookup(bench):
+    """AtP*'s edge variant is benchmarked like the others, and the diagnosis proves the lookup
+    truth is complete (no edge outside it moves the metric) and every true edge is needed."""
+    case = bench.bench_model("planted-lookup", n=4, boot=0, boot_slow=0, methods=("atp*",))
+    row = case["methods"]["atp*"]
+    assert row["n_bootstrap"] == 0 and row["intervals_95"] == {}
+    assert 0.5 < row["auc"] <= 1.0
+    assert set(row["true_edge_ranks"]) == set(case["true_edges"])
+    assert row["true_edge_ranks"]["L2H0->output"] < 6  # the readout edge ranks high
+    diagnosis = case["diagnosis"]
+    assert diagnosis["max_single_edge_share_outside_truth"] < 1e-3
+    assert max(diagnosis["faithfulness_without_edge"].values()) < 0.95  # each edge is needed
+    assert case["config"] == {"n_prompts": 4, "boot": 0, "boot_slow": 0, "seed": 0}
