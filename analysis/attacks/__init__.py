@@ -1,9 +1,14 @@
-"""Token attacks on prompts, with an attention-dissipation term.
+"""Token attacks on prompts, with an attention-dissipation term, and their random baseline.
 
-`TokenAttack(...).fit(model, task) -> AttackResult` (`token_attack`); the objectives and the
-forward pass they read are in `objectives`.
+`TokenAttack(...).fit(model, task) -> AttackResult` (`token_attack`: one span per prompt);
+`UniversalAttack(...).fit(model, search).evaluate(model, held_out)` (`universal`: one span for
+many prompts); `random_baseline(model, attack, prompts)` (`baseline`: random spans of the same
+length and token filter); `allowed_tokens` (`filters`: special tokens and, by default, every
+IOI name banned). The objectives and the forward pass they read are in `objectives`.
 """
 
+from analysis.attacks.baseline import random_baseline
+from analysis.attacks.filters import allowed_tokens, name_token_ids
 from analysis.attacks.objectives import ObjectiveSpec
 from analysis.attacks.token_attack import (
     AttackResult,
@@ -12,12 +17,17 @@ from analysis.attacks.token_attack import (
     prompt_seed,
     retokenises_same,
 )
+from analysis.attacks.universal import UniversalAttack
 
 __all__ = [
     "AttackResult",
     "ObjectiveSpec",
     "TokenAttack",
+    "UniversalAttack",
+    "allowed_tokens",
     "attack_shard",
+    "name_token_ids",
     "prompt_seed",
+    "random_baseline",
     "retokenises_same",
 ]

@@ -18,7 +18,11 @@ a candidate batch, to be MINIMISED, plus a success flag:
 The attention-dissipation term (weight `dissipation_weight`) reads the targeted heads' patterns
 on `case.query_rows`: `entropy` mode adds minus their mean normalised entropy H / log(visible
 keys) (so 1 = uniform), `span` mode adds the mean attention mass they put on
-`case.protected_keys` (moving attention off the protected span).
+`case.protected_keys` (moving attention off the protected span). Both terms were designed for
+this workbench. Neither is the attention-dissipation loss of "Fool the Hydra" (Tarchoun et al.,
+arXiv 2312.00173): that paper's equation was not available to the build (only its abstract,
+which names the idea, not the formula), so it is not implemented; see
+docs/guidance-and-attacks.md.
 
 `decoder_cases` (IOI task, adversarial prefix), `text_cases` (any decoder, prefix) and
 `encoder_cases` (sentences, adversarial suffix before [SEP]) build the cases.
@@ -30,6 +34,7 @@ keys) (so 1 = uniform), `span` mode adds the mean attention mass they put on
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -231,8 +236,15 @@ class ObjectiveSpec:
             raise ValueError(
                 f"dissipation: unknown mode {self.dissipation!r}; choose from {DISSIPATION_MODES}"
             )
-        if self.dissipation_weight < 0:
-            raise ValueError(f"dissipation_weight: must be >= 0, got {self.dissipation_weight}")
+        for name, low, high in (
+            ("dissipation_weight", 0.0, math.inf),
+            ("cosine_threshold", -1.0, 1.0),
+            ("margin", 0.0, math.inf),
+        ):
+            value = getattr(self, name)
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (ok and math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"{name}: need a finite number in [{low}, {high}], got {value!r}")
         if (self.name == "dissipation" or self.dissipation_weight > 0) and not self.heads:
             raise ValueError("heads: the attention-dissipation term needs at least one head")
 

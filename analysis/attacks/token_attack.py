@@ -1,7 +1,9 @@
 """GCG-style adversarial token attacks on attention models (decoders and encoders).
 
-Carries "Fool the Hydra" (attacks that also dissipate a transformer's attention) over to
-language models with Greedy Coordinate Gradient search (Zou et al. 2023). Per prompt and step:
+Carries the idea of "Fool the Hydra" (attacks that also dissipate a transformer's attention)
+over to language models with Greedy Coordinate Gradient search (Zou et al. 2023); the
+dissipation terms are the workbench's own, not the paper's loss (see `objectives`). Per prompt
+and step:
 
 1. one forward/backward through one-hot input tokens gives the gradient of the objective with
    respect to every token at every adversarial position;
@@ -14,8 +16,12 @@ language models with Greedy Coordinate Gradient search (Zou et al. 2023). Per pr
 The attack stops at success or after `steps` steps. Only the adversarial span is ever edited,
 and it is explicit: for decoders `n_adv` tokens inserted right after BOS (an adversarial
 prefix), for encoders `n_adv` tokens before the final [SEP] (a suffix). Prompt tokens, names
-included, are never touched; by default the IO and S tokens are also banned from the span.
-Objectives and the attention-dissipation term are in `analysis.attacks.objectives`.
+included, are never touched. By default (`ban_names=True`) every token that spells a name of
+the IOI name list is banned from the span (`analysis.attacks.filters`), so an attack on IOI
+cannot win by inserting a competing name; `ban_names=False` allows them (the IO and S tokens of
+the prompt are then still allowed too). Objectives and the attention-dissipation term are in
+`analysis.attacks.objectives`; one span shared by many prompts is `analysis.attacks.universal`
+and the random-span baseline `analysis.attacks.baseline`.
 
 `TokenAttack(...).fit(model, prompts)` takes an IOITask (decoder objectives), (prompt, target)
 pairs or plain prompts (`raise_loss` / `dissipation` on any decoder), or a list of sentences
@@ -27,7 +33,8 @@ Prompts are independent, so `fit(..., executor=...)` cuts them into shards
 (`prompts_per_shard`) that run in process (default) or on Ray (`workbench.executors`), with the
 same results whatever the sharding.
 
-Caveats: prompts are attacked one at a time; the IOI objectives read the answer position of
+Caveats: prompts are attacked one at a time (see `UniversalAttack` for one span over many);
+the IOI objectives read the answer position of
 the prompt (shifted by the prefix), so the prefix changes the context, not the question.
 """
 
@@ -43,6 +50,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.attacks.filters import allowed_tokens, check_ban_names, check_count
 from analysis.attacks.objectives import (
     AttackCase,
     ObjectiveSpec,
@@ -183,10 +191,11 @@ class TokenAttack:
             ("top_k", top_k),
             ("batch_size", batch_size),
         ):
-            if value < 1:
-                raise ValueError(f"{name}: must be >= 1, got {value}")
+            check_count(name, value)
+        check_count("seed", seed, 0)
         self.steps, self.n_adv, self.top_k, self.batch_size = steps, n_adv, top_k, batch_size
-        self.init, self.ban_names, self.seed, self.progress = init, ban_names, seed, progress
+        self.ban_names = check_ban_names(ban_names)
+        self.init, self.seed, self.progress = init, seed, progress
         if require_dissipation and not self.spec.heads:
             raise ValueError("require_dissipation: needs heads to dissipate")
         self.require_dissipation = require_dissipation
@@ -299,12 +308,7 @@ class TokenAttack:
         return self
 
     def _allowed_tokens(self, model: Model) -> torch.Tensor:
-        allowed = torch.ones(model.d_vocab, dtype=torch.bool)  # [d_vocab]
-        special = [
-            i for i in model.tokenizer.all_special_ids if i is not None and i < model.d_vocab
-        ]
-        allowed[special] = False
-        return allowed
+        return allowed_tokens(model, ban_names=self.ban_names)  # [d_vocab]
 
     @torch.no_grad()
     def _evaluate(self, model: Model, case: AttackCase, tokens: torch.Tensor):

@@ -184,8 +184,8 @@ def test_span_dissipation_moves_attention_off_the_protected_names(ioi):
 
     head = int(mass_on_io(case.tokens).argmax())  # the layer-1 head that reads the IO name
     attack = TokenAttack(
-        objective="dissipation", heads=((1, head),), dissipation="span", steps=4, batch_size=32
-    )
+        objective="dissipation", heads=((1, head),), dissipation="span", steps=10, batch_size=32
+    )  # 10 steps: with every IOI name banned from the span (the default), 4 were not enough
     attack.fit(model, task, rows=[0])
     before, after = mass_on_io(case.tokens)[head], mass_on_io(attack.final_tokens_[0])[head]
     assert before > 0.3 and after < before - 0.05
