@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from workbench.adapters import weights
 from workbench.adapters.modules import hf_module
 
 if TYPE_CHECKING:
@@ -100,14 +101,34 @@ def _check_family(model: Model) -> None:
         raise ValueError(f"model: atp* needs sequential attention/MLP blocks; {model.name} has not")
 
 
+def _check_rotary_hooks(model: Model) -> None:
+    """Refuse a rotary model whose bridge does not fire rotate-half `hook_rot_q`/`hook_rot_k`
+    (the fused-QKV and GPT-J bridges register them but rotate elsewhere)."""
+    try:
+        lay = weights.layout(model)
+    except (ValueError, NotImplementedError) as err:
+        raise ValueError(
+            f"model: atp* cannot read {model.name}'s rotary embedding ({err})"
+        ) from err
+    if not lay.rot_hooks or lay.rotary != "half":
+        raise ValueError(
+            f"model: atp* recomputes attention from the bridge's rotate-half hook_rot_q/hook_rot_k,"
+            f" which {model.name} ({lay.family}) does not fire"
+        )
+
+
 @torch.no_grad()
 def clean_geometry(model: Model, tokens: torch.Tensor) -> list[AttentionGeometry]:
     """Per layer, the clean run's `AttentionGeometry` (checked against `hook_pattern`)."""
     _check_family(model)
     hooks = model.bridge.hook_dict
+    parts = ("q", "k", "pattern")
+    if getattr(model.cfg, "positional_embedding_type", "") == "rotary":
+        _check_rotary_hooks(model)
+        parts = ("q", "k", "rot_q", "rot_k", "cos", "sin", "pattern")
     names = []
     for layer in range(model.n_layers):
-        for part in ("q", "k", "rot_q", "rot_k", "cos", "sin", "pattern"):
+        for part in parts:
             if f"blocks.{layer}.attn.hook_{part}" in hooks:
                 names.append(f"blocks.{layer}.attn.hook_{part}")
     _, cache = model.run_with_cache(tokens, names=names)

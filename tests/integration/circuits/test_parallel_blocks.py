@@ -366,7 +366,8 @@ def test_every_method_traces_induction_or_refuses(name, family):
             assert method not in EDGE_METHODS, err
             assert str(err).startswith("model: "), err
             refused[method] = str(err)
-    assert "svd" in refused  # per-head weights and hooks are read for GPT-2 and Llama only
+    # atp* needs sequential blocks; head anatomy (svd) is not validated on Falcon's new layout
+    assert set(refused) == ({"atp*", "svd"} if name == "falcon_new" else {"atp*"}), refused
     for method, circuit in traced.items():
         assert circuit.edges == labels
         assert circuit.scores.isfinite().all() and (circuit.scores != 0).any(), method
