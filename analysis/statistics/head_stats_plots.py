@@ -57,10 +57,14 @@ def plot_query(
             hovertemplate="%{x}: %{text}<br>" + stat + " %{y:.4g}<extra></extra>",
         )
     )
+    step = max(1, -(-len(tokens) // 40))  # at most ~40 tick labels, so they never squash it
+    ticks = {"tickmode": "array", "tickvals": positions[::step], "ticktext": tokens[::step]}
     figure.update_layout(
         title=f"{result.model_name}: {stat} of {Head(layer, head)}, prompt {prompt}",
-        xaxis={"title": "query", "tickmode": "array", "tickvals": positions, "ticktext": tokens},
-        yaxis={"title": stat},
+        xaxis={"title": "query (token position)", **ticks, "tickangle": -60, "automargin": True},
+        yaxis={"title": stat, "automargin": True},
+        height=380,
+        margin={"t": 50, "b": 10},
     )
     return figure
 
@@ -88,8 +92,14 @@ def plot_distance(result: HeadStats, *, layer: int, head: int) -> go.Figure:
     return figure
 
 
-def plot_block_mass(result: HeadStats, *, layer: int, head: int, prompt: int = 0) -> go.Figure:
-    """Query x key-block attention mass map of one head for one prompt."""
+def plot_block_mass(
+    result: HeadStats, *, layer: int, head: int, prompt: int = 0, max_rows: int | None = None
+) -> go.Figure:
+    """Query x key-block attention mass map of one head for one prompt.
+
+    `max_rows`: with more queries than this, consecutive queries are averaged in groups (each
+    row then names its query range in the hover), to keep the figure small on long prompts.
+    """
     layer, head = result.head_index(layer, head)
     prompt = result.prompt_index(prompt)
     tokens = result.tokens[prompt]
@@ -97,23 +107,32 @@ def plot_block_mass(result: HeadStats, *, layer: int, head: int, prompt: int = 0
     n_blocks = -(-len(tokens) // block)
     mass = result.histogram("block_mass")[prompt, layer, head, : len(tokens), :n_blocks]
     labels = [f"{b * block}-{min((b + 1) * block, len(tokens)) - 1}" for b in range(n_blocks)]
+    values = mass.float().numpy()  # [query, key_block]
+    rows, group = np.arange(len(tokens)), 1
+    if max_rows is not None and len(tokens) > max_rows:
+        group = -(-len(tokens) // max_rows)
+        starts = np.arange(0, len(tokens), group)
+        values = np.add.reduceat(values, starts, axis=0) / np.diff([*starts, len(tokens)])[:, None]
+        rows = starts
+    what = "query %{y}" if group == 1 else f"queries %{{y}}-(+{group - 1}) (mean)"
     figure = go.Figure(
         go.Heatmap(
-            z=mass.numpy(),  # [query, key_block]
+            z=values.astype(np.float32),
             x=labels,
-            y=list(range(len(tokens))),
-            text=np.asarray([[t] * n_blocks for t in tokens]),
+            y=rows,
             colorscale="Blues",
             zmin=0.0,
             zmax=1.0,
             colorbar={"title": "mass"},
-            hovertemplate="query %{y} (%{text}), keys %{x}<br>mass %{z:.4g}<extra></extra>",
+            hovertemplate=what + ", keys %{x}<br>mass %{z:.4g}<extra></extra>",
         )
     )
+    mean = "" if group == 1 else f" (queries averaged in groups of {group})"
     figure.update_layout(
-        title=f"{result.model_name}: attention mass per {block}-key block, {Head(layer, head)}",
+        title=f"{result.model_name}: attention mass per {block}-key block{mean}, "
+        f"{Head(layer, head)}",
         xaxis={"title": "key block", "type": "category"},
-        yaxis={"title": "query", "autorange": "reversed"},
+        yaxis={"title": "query (token position)", "autorange": "reversed"},
     )
     return figure
 

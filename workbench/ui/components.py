@@ -3,8 +3,8 @@
 - `error_alert(err)`: a red `dmc.Alert` with one clear line (never a traceback);
   `user_message(err)` turns an exception into that line (`ValueError`s carry their own
   message; anything else is logged server-side and shown as a short generic line).
-- `figure_card(graph_id, title)` + `register_figure_export(app, graph_id)`: a graph with
-  PNG / SVG / PDF / HTML buttons that download the figure, through `workbench.export` (one
+- `figure_card(graph_id, title)` + `register_figure_export(app, graph_id)`: a graph (with a
+  loading spinner while a callback computes it) with PNG / SVG / PDF / HTML buttons that download the figure, through `workbench.export` (one
   kaleido server) and `dcc.Download`.
 - `keep_figure(session, graph_id, fig, label=...)`: every callback that draws a figure card's
   graph keeps that figure server-side for the session; the export renders ONLY that kept
@@ -99,11 +99,20 @@ def figure_card(graph_id: str, title: str, *, figure: go.Figure | None = None, *
         config={"displaylogo": False},
         **graph_kwargs,
     )
+    # a spinner over the graph while a callback computes it (after 300 ms, so quick
+    # hover/click answers don't flash); the old figure stays visible underneath
+    loading = dcc.Loading(
+        graph,
+        id=f"{graph_id}-loading",
+        type="circle",
+        delay_show=300,
+        overlay_style={"visibility": "visible", "opacity": 0.55},
+    )
     return dmc.Paper(
         [
             header,
             html.Div(id=f"{graph_id}-export-message"),
-            graph,
+            loading,
             dcc.Download(id=f"{graph_id}-download"),
         ],
         id=f"{graph_id}-card",

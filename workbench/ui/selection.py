@@ -1,4 +1,5 @@
-"""The one shared selection (model, prompt, task, layer, head, token), kept in the URL.
+"""The one shared selection (model, prompt, task, layer, head, token, colour scale), kept in
+the URL.
 
 Every page reads the selection from its query string (`layout(**query)` -> `parse_query`) and
 writes it back into the shell's `dcc.Store(id="selection")` through `register_writer`. One
@@ -20,7 +21,7 @@ from typing import Any
 
 from dash import Input, Output, dcc
 
-KEYS = ("model", "prompt", "task", "layer", "head", "token")
+KEYS = ("model", "prompt", "task", "layer", "head", "token", "scale")
 INT_KEYS = frozenset({"layer", "head", "token"})
 MAX_PROMPT_CHARS = 20_000
 DEFAULT_MODEL = "tiny-ioi"

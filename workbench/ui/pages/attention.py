@@ -3,8 +3,15 @@
 - Layer x head heatmap of any statistic (`analysis.attention_stats` -> `HeadStats.plot`);
   hovering a cell previews that head's pattern, clicking locks the layer/head selection.
 - Pattern view: tokens on both axes (`index:token`, whitespace visible); clicking a cell locks
-  its query token (boxed), whose statistic along the prompt is drawn below.
-- Distance histogram and block-mass map of the selected head (`HeadStats.plot`).
+  its query token (boxed), whose statistic along the prompt is drawn below. Numbers only go to
+  the browser (the hover readout under it is built client-side from the one token list in the
+  figure's `meta`); prompts over `FULL_LIMIT` tokens get a block-max overview plus a
+  full-resolution window around the locked query (`pattern_figure`). Colour: 0-1, the head's
+  max, or log.
+- Attention mass by SIGNED key - query offset (previous- vs next-token heads) and the
+  block-mass map of the selected head (query rows averaged in groups past 64 queries).
+- Figures show a loading spinner while computed (`figure_card`); a `token` from the URL beyond
+  this prompt is dropped with a visible note.
 - "Save run" stores the statistics in the run store (reopened from the Runs page).
 - "Corpus" section (`workbench.ui.corpus_view`): stored corpus-stats runs of the model.
 
@@ -25,7 +32,7 @@ import numpy as np
 import plotly.graph_objects as go
 from dash import Input, Output, State, ctx, html, no_update
 
-from analysis.statistics.attention_pattern import pattern_figure
+from analysis.statistics.attention_pattern import SCALES, offset_figure, pattern_figure
 from workbench.heads import Head
 from workbench.ui import corpus_view, selection, state
 from workbench.ui import input_checks as check
@@ -33,6 +40,7 @@ from workbench.ui.components import (
     empty_figure,
     error_alert,
     figure_card,
+    info_alert,
     keep_figure,
     page_header,
     register_figure_export,
@@ -43,6 +51,17 @@ from workbench.ui.components import (
 PAGE = {"path": "/attention", "name": "Attention", "title": "Attention · Workbench", "order": 10}
 STATISTICS = ["entropy", "sink", "max_prob", "mean_distance", "effective_keys", "lse"]
 BLOCK_SIZES = ["4", "8", "16", "32", "64"]
+BLOCK_MASS_ROWS = 64  # the block-mass map averages queries in groups past this many
+FLOAT16_FROM = 64 * 2**20  # all-head patterns over this many float32 bytes are kept as float16
+HOVER_JS = """
+function(hover, figure) {
+    const p = hover && hover.points && hover.points[0];
+    const labels = figure && figure.layout && figure.layout.meta && figure.layout.meta.labels;
+    if (!p || !labels) { return ""; }
+    const weight = typeof p.z === "number" ? p.z.toFixed(3) : p.z;
+    return "query " + labels[p.y] + "  →  key " + labels[p.x] + "   (" + weight + ")";
+}
+"""
 GRAPHS = (
     "attention-heads",
     "attention-pattern",
@@ -77,16 +96,37 @@ def analyse(session: str, model_name: str, prompt: str, block: int) -> dict[str,
             _, cache = model.run_with_cache(tokens, names=lambda n: n.endswith(".hook_pattern"))
         names = [f"blocks.{layer}.attn.hook_pattern" for layer in range(model.n_layers)]
         patterns = np.stack([cache[n][0].float().cpu().numpy() for n in names])
-        # patterns: [layer, head, query, key]
+        # patterns: [layer, head, query, key]; float16 (3 significant digits) when very large
+        if patterns.nbytes > FLOAT16_FROM:
+            patterns = patterns.astype(np.float16)
         return {"model": model, "stats": stats, "patterns": patterns, "tokens": stats.tokens[0]}
 
     key = f"attention|{model_name}|{block}|{prompt}"
     return state.cached(session, key, compute, model=model_name)
 
 
+def _stale_token(selected: dict[str, Any], model_name: str, prompt: str) -> Any:
+    """Drop a `token` beyond this prompt (a link made for a longer prompt) and say so."""
+    token = selected.get("token")
+    if token is None:
+        return None
+    try:
+        n = int(state.open_model(model_name).to_tokens(prompt).shape[1])
+    except Exception:  # noqa: BLE001 - the page's callbacks report a bad model or prompt
+        return None
+    if token < n:
+        return None
+    del selected["token"]
+    return info_alert(
+        f"query token {token} is beyond this {n}-token prompt (0-{n - 1}); no token is locked.",
+        title="Query token cleared",
+    )
+
+
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
     model_name, prompt = selection.model_and_prompt(selected)
+    stale = _stale_token(selected, model_name, prompt)
     controls = dmc.Group(
         [
             dmc.Select(
@@ -103,6 +143,14 @@ def layout(**query: str) -> Any:
             ),
             dmc.Select(
                 id="attention-block-size", label="Key block", data=BLOCK_SIZES, value="8", w=100
+            ),
+            dmc.Select(
+                id="attention-scale",
+                label="Colour",
+                data=list(SCALES),
+                value=selected.get("scale") if selected.get("scale") in SCALES else "0-1",
+                allowDeselect=False,
+                w=120,
             ),
             table_buttons("attention"),
             dmc.Button("Save run", id="attention-save", size="compact-sm", variant="light"),
@@ -124,21 +172,43 @@ def layout(**query: str) -> Any:
             ),
             summary,
             controls,
+            html.Div(stale, id="attention-stale"),
             html.Div(id="attention-error"),
             dmc.Grid(
                 [
                     dmc.GridCol(
-                        figure_card("attention-heads", "Layer × head", clear_on_unhover=True),
+                        figure_card(
+                            "attention-heads",
+                            "Layer × head",
+                            figure=empty_figure("computing…"),
+                            clear_on_unhover=True,
+                        ),
                         span=5,
                     ),
-                    dmc.GridCol(figure_card("attention-pattern", "Pattern"), span=7),
+                    dmc.GridCol(
+                        [
+                            figure_card(
+                                "attention-pattern", "Pattern", figure=empty_figure("computing…")
+                            ),
+                            dmc.Text("", id="attention-hover", size="sm", ff="monospace", mih=20),
+                        ],
+                        span=7,
+                    ),
                 ]
             ),
-            figure_card("attention-along", "Statistic along the prompt"),
+            figure_card(
+                "attention-along", "Statistic along the prompt", figure=empty_figure("computing…")
+            ),
             dmc.SimpleGrid(
                 [
-                    figure_card("attention-distance", "Distance histogram"),
-                    figure_card("attention-block", "Block-mass map"),
+                    figure_card(
+                        "attention-distance",
+                        "Attention by signed offset (key − query)",
+                        figure=empty_figure("computing…"),
+                    ),
+                    figure_card(
+                        "attention-block", "Block-mass map", figure=empty_figure("computing…")
+                    ),
                 ],
                 cols=2,
             ),
@@ -152,6 +222,13 @@ def layout(**query: str) -> Any:
 def register_callbacks(app: Any) -> None:
     for graph in GRAPHS:
         register_figure_export(app, graph)
+    app.clientside_callback(
+        HOVER_JS,
+        Output("attention-hover", "children"),
+        Input("attention-pattern", "hoverData"),
+        State("attention-pattern", "figure"),
+        prevent_initial_call=True,
+    )
     corpus_view.register_callbacks(app)
     selection.register_writer(
         app,
@@ -160,6 +237,7 @@ def register_callbacks(app: Any) -> None:
             "layer": ("attention-layer", "value"),
             "head": ("attention-head", "value"),
             "token": ("attention-token", "value"),
+            "scale": ("attention-scale", "value"),
         },
     )
 
@@ -277,22 +355,62 @@ def register_callbacks(app: Any) -> None:
             layer, head = model.check_head(check.whole(layer, "layer"), check.whole(head, "head"))
             token = check.optional_whole(token, "query token", len(data["tokens"]))
             stat = check.choice(stat, "statistic", STATISTICS)
+            scale = _scale(query)
             stats = data["stats"]
+            pattern = data["patterns"][layer, head]  # [query, key]
+            offsets = f"{model.name}: attention mass by key − query offset, {Head(layer, head)}"
             figures = {
-                "attention-pattern": _pattern(data, layer, head, token, preview=False),
+                "attention-pattern": _pattern(data, layer, head, token, scale, preview=False),
                 "attention-along": stats.plot("query", layer=layer, head=head, stat=stat),
-                "attention-distance": stats.plot("distance", layer=layer, head=head),
-                "attention-block": stats.plot("block_mass", layer=layer, head=head),
+                "attention-distance": offset_figure(pattern, title=offsets, causal=model.is_causal),
+                "attention-block": stats.plot(
+                    "block_mass", layer=layer, head=head, max_rows=BLOCK_MASS_ROWS
+                ),
             }
         except Exception as err:  # noqa: BLE001
             for graph in GRAPHS[1:]:
                 keep_figure(session, graph, None)
             blank = empty_figure("no head selected")
             return blank, blank, blank, blank, error_alert(err, id="attention-alert")
+        figures["attention-block"].update_layout(height=420, margin={"t": 60})
         if token is not None:
             figures["attention-along"].add_vline(x=token, line={"color": "crimson", "dash": "dot"})
         label = f"{model.name}_{Head(layer, head)}"
         return *(keep_figure(session, g, f, label=label) for g, f in figures.items()), None
+
+    @app.callback(
+        Output("attention-pattern", "figure", allow_duplicate=True),
+        Output("attention-query", "data", allow_duplicate=True),
+        Output("attention-error", "children", allow_duplicate=True),
+        Input("attention-scale", "value"),
+        State("attention-layer", "value"),
+        State("attention-head", "value"),
+        State("attention-token", "value"),
+        State("attention-block-size", "value"),
+        State("attention-query", "data"),
+        State("session-id", "data"),
+        prevent_initial_call=True,
+    )
+    def rescale(scale, layer, head, token, block, query, session) -> Any:
+        """A new colour scale: kept in the page's selection (so the head views and the URL
+        use it) and the pattern redrawn."""
+        try:
+            data = checked(session, query, block)
+            model = data["model"]
+            layer, head = model.check_head(check.whole(layer, "layer"), check.whole(head, "head"))
+            token = check.optional_whole(token, "query token", len(data["tokens"]))
+            scale = check.choice(scale, "colour scale", SCALES)
+            fig = _pattern(data, layer, head, token, scale, preview=False)
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            return no_update, no_update, error_alert(err, id="attention-alert")
+        label = f"{model.name}_{Head(layer, head)}"
+        kept = keep_figure(session, "attention-pattern", fig, label=label)
+        return kept, {**(query or {}), "scale": scale}, None
+
+
+def _scale(query: Any) -> str:
+    """The colour scale in the page's selection (`0-1` when it names none)."""
+    return check.choice((query or {}).get("scale", "0-1"), "colour scale", SCALES)
 
 
 def _preview(session: Any, query: Any, block: Any, token: Any, hover: Any) -> Any:
@@ -306,15 +424,19 @@ def _preview(session: Any, query: Any, block: Any, token: Any, hover: Any) -> An
             check.point_index(point, "y", "layer"), check.point_index(point, "x", "head")
         )
         token = check.optional_whole(token, "query token", len(data["tokens"]))
+        scale = _scale(query)
     except Exception as err:  # noqa: BLE001 - shown to the user
         return *([no_update] * 4), error_alert(err, id="attention-alert")
-    fig = _pattern(data, layer, head, token, preview=True)
+    fig = _pattern(data, layer, head, token, scale, preview=True)
     label = f"{model.name}_{Head(layer, head)}"
     return keep_figure(session, "attention-pattern", fig, label=label), *([no_update] * 3), None
 
 
-def _pattern(data: dict, layer: int, head: int, token: Any, *, preview: bool) -> go.Figure:
+def _pattern(
+    data: dict, layer: int, head: int, token: Any, scale: str, *, preview: bool
+) -> go.Figure:
     name = data["model"].name
     title = f"{'preview (click to lock) ' if preview else ''}{name} {Head(layer, head)}"
     token = token if isinstance(token, int) else None
-    return pattern_figure(data["patterns"][layer, head], data["tokens"], title=title, query=token)
+    pattern = data["patterns"][layer, head].astype(np.float32)  # [query, key]
+    return pattern_figure(pattern, data["tokens"], title=title, query=token, scale=scale)

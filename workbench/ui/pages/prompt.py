@@ -8,6 +8,12 @@ was started with --trust-remote-code), tokens come from
 bad input (missing folder, empty prompt, a prompt longer than the context, an unknown task,
 anything that is not text where text belongs) is one red alert.
 Writes model, prompt and task into the shared selection. Ids are prefixed `prompt-`.
+
+Prediction panel (decoders; `analysis.prediction.predict`): the top-k next tokens with
+probabilities, a logit difference (IO − S when the task is ioi and the prompt is an IOI
+sentence, else top-1 − top-2) and its per-head direct logit attribution; with another task
+chosen, that task's own metric over its first prompts. Encoders get a note instead (MiniLM's
+masked-LM head is untrained). Shown under a loading spinner; any failure is a red alert.
 """
 
 from __future__ import annotations
@@ -20,12 +26,22 @@ from dash import Input, Output, State, html, no_update
 from analysis.statistics.attention_pattern import visible_token
 from workbench.ui import input_checks as check
 from workbench.ui import selection, state
-from workbench.ui.components import error_alert, page_header
+from workbench.ui.components import (
+    empty_figure,
+    error_alert,
+    figure_card,
+    info_alert,
+    keep_figure,
+    page_header,
+    register_figure_export,
+)
 from workbench.ui.shared import TASKS
 from workbench.zoo import ZOO
 
 PAGE = {"path": "/", "name": "Model & prompt", "title": "Attention Workbench", "order": 0}
 DEFAULT_PROMPT = selection.DEFAULT_PROMPT
+TOP_K = 10
+PREDICTION_GRAPHS = ("prompt-topk", "prompt-dla")
 
 
 def model_options(extra: str | None = None) -> list[dict[str, str]]:
@@ -133,12 +149,117 @@ def layout(**query: str) -> Any:
                 p="sm",
                 radius="md",
             ),
+            dmc.Paper(
+                [
+                    dmc.Text("What the model predicts next", fw=600),
+                    html.Div(id="prompt-prediction"),
+                    dmc.SimpleGrid(
+                        [
+                            figure_card(
+                                "prompt-topk", "Top next tokens", figure=empty_figure("computing…")
+                            ),
+                            figure_card(
+                                "prompt-dla",
+                                "Direct logit attribution per head",
+                                figure=empty_figure("computing…"),
+                            ),
+                        ],
+                        cols=2,
+                    ),
+                ],
+                withBorder=True,
+                p="sm",
+                radius="md",
+            ),
         ],
         gap="md",
     )
 
 
+def prediction_summary(pred: Any, note: Any) -> Any:
+    """One line: the top token, the logit difference (and what it compares), a task note."""
+    top = visible_token(pred.top_tokens[0])
+    target, baseline = visible_token(pred.target), visible_token(pred.baseline)
+    what = "IOI: indirect object − subject" if pred.direction.startswith("ioi") else "top-1 − top-2"
+    parts = [
+        dmc.Text(
+            [
+                "next token ",
+                dmc.Code(top, id="prompt-top-token"),
+                f" ({pred.top_probs[0]:.1%}) · logit difference ",
+                dmc.Code(f"{target} − {baseline} = {pred.logit_diff:+.3f}", id="prompt-logit-diff"),
+                f" ({what}; per-head DLA below, rest {pred.rest:+.3f})",
+            ],
+            size="sm",
+        )
+    ]
+    if note is not None:
+        parts.append(note)
+    return dmc.Stack(parts, gap=4)
+
+
+def _task_note(model: Any, task: Any) -> Any:
+    """The chosen task's own metric (not ioi, whose logit difference is in the summary)."""
+    if task in (None, "", "ioi"):
+        return None
+    from analysis.prediction import task_metric
+
+    try:
+        task = check.choice(task, "task", TASKS)
+        found = task_metric(model, task)
+    except Exception as err:  # noqa: BLE001 - shown to the user, the prediction stays
+        return error_alert(err, title="No task metric", id="prompt-task-alert")
+    return dmc.Text(
+        f"task {found['task']}: {found['metric']} = {found['mean']:+.3f} "
+        f"(mean over its first {found['n']} prompts)",
+        size="sm",
+        id="prompt-task-metric",
+    )
+
+
 def register_callbacks(app: Any) -> None:
+    for graph in PREDICTION_GRAPHS:
+        register_figure_export(app, graph)
+
+    @app.callback(
+        Output("prompt-prediction", "children"),
+        Output("prompt-topk", "figure"),
+        Output("prompt-dla", "figure"),
+        Input("prompt-model", "value"),
+        Input("prompt-text", "value"),
+        Input("prompt-task", "value"),
+        State("session-id", "data"),
+    )
+    def show_prediction(model_name: Any, prompt: Any, task: Any, session: Any) -> Any:
+        from analysis.prediction import predict
+
+        blank = empty_figure("no prediction")
+        try:
+            prompt = check.text(
+                "" if prompt is None else prompt, "prompt", selection.MAX_PROMPT_CHARS
+            )
+            model = state.open_model(model_name)
+            if not model.is_causal:
+                for graph in PREDICTION_GRAPHS:
+                    keep_figure(session, graph, None)
+                note = info_alert(
+                    f"{model.name} is an encoder: its masked-LM head is untrained in this "
+                    "checkpoint, so it has no next-token prediction to show.",
+                    title="No prediction",
+                )
+                return note, blank, blank
+            with state.model_lock(model.name):
+                pred = predict(model, prompt, k=TOP_K, task="ioi" if task == "ioi" else None)
+                note = _task_note(model, task)
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            for graph in PREDICTION_GRAPHS:
+                keep_figure(session, graph, None)
+            alert = error_alert(err, title="No prediction", id="prompt-prediction-alert")
+            return alert, blank, blank
+        topk = keep_figure(session, "prompt-topk", pred.plot("top_k"), label=model.name)
+        dla = keep_figure(session, "prompt-dla", pred.plot("dla"), label=model.name)
+        return prediction_summary(pred, note), topk, dla
+
     selection.register_writer(
         app,
         "prompt",
@@ -181,10 +302,17 @@ def register_callbacks(app: Any) -> None:
             from workbench.tasks import make_task
 
             task = check.choice(task, "task", TASKS)
-            text = make_task(task, state.open_model(model_name), n=1).clean_text[0]
+            model = state.open_model(model_name)
+            built = make_task(task, model, n=1)
+            text = built.clean_text[0] if built.clean_text else ""
+            if not text.strip():  # e.g. induction: random token sequences, no text of its own
+                tokens = built.clean_tokens[0].tolist()  # [pos]
+                text = model.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+            if not text:
+                raise ValueError(f"task: {task} has no text prompt for {model.name}")
         except Exception as err:  # noqa: BLE001 - shown to the user
-            return no_update, error_alert(err, title="Cannot use that task")
-        return text, no_update
+            return no_update, error_alert(err, title="Cannot use that task", id="prompt-task-error")
+        return text, None
 
     @app.callback(
         Output("prompt-summary", "children"),
