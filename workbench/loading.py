@@ -13,7 +13,10 @@ checkpoint first (`model.save_pretrained(folder, safe_serialization=True)` where
 
 Errors: every bad folder (no config.json, a config.json that is not a JSON object, no weights,
 pickle weights, a corrupt safetensors file, weights that do not fit the config, a missing
-tokenizer) is one `ValueError` naming the folder, with the loader's own reason on one line.
+tokenizer) is one `ValueError` naming the folder, with the loader's own reason on one line. An
+architecture the bridge has no adapter for names the head to save it with when the family has
+one (a bare `RobertaModel`: save it as `RobertaForMaskedLM`). Hub ids go through the same
+loader and errors as local folders.
 
 Big models: `device_map=` / `n_devices=` go to TransformerLens 4's `boot_transformers`, which
 hands them to accelerate (see docs/scale-out.md for what works under a split). Only the
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterable
@@ -99,14 +103,64 @@ def _load_local(
         raise ValueError(f"model: no checkpoint folder at {name!r}")
     _check_config(path / "config.json", name)
     check_weight_files((p.name for p in path.iterdir()), f"the folder {name!r}")
+    bridge = _boot_or_refuse(
+        str(path),
+        f"cannot load the folder {name!r}",
+        device=device,
+        trust_remote_code=trust_remote_code,
+        **placement,
+    )
+    return Model(bridge, name, "local", _is_causal(bridge), path=str(path.resolve()))
+
+
+def _boot_or_refuse(source: str, failure: str, **kwargs: Any) -> Any:
+    """`_boot(source)`, the one loader of local folders and hub ids; any loader failure is one
+    `ValueError` "model: {failure}: {reason}" (reason: the loader's first line, or a plain
+    explanation of the common ones)."""
     try:
-        bridge = _boot(str(path), device=device, trust_remote_code=trust_remote_code, **placement)
+        return _boot(source, **kwargs)
     except (OSError, ValueError, KeyError, RuntimeError, _safetensors_error()) as err:
         reason = first_line(err)
         if "mismatched_sizes" in reason:
             reason = "the weights' shapes do not match config.json"
-        raise ValueError(f"model: cannot load the folder {name!r}: {reason}") from err
-    return Model(bridge, name, "local", _is_causal(bridge), path=str(path.resolve()))
+        elif reason.startswith("Could not determine supported architecture"):
+            reason = _unsupported_architecture(reason)
+        raise ValueError(f"model: {failure}: {reason}") from err
+
+
+_HEAD_SUFFIXES = (
+    "ForSequenceClassification",
+    "ForTokenClassification",
+    "ForQuestionAnswering",
+    "ForMultipleChoice",
+    "ForMaskedLM",
+    "ForCausalLM",
+    "LMHeadModel",
+    "Model",
+)
+_LOADABLE_HEADS = ("ForMaskedLM", "ForCausalLM", "LMHeadModel")
+
+
+def _unsupported_architecture(message: str) -> str:
+    """One line for TransformerLens' "Could not determine supported architecture" error: the
+    architecture, and the fix when the same family loads with another head (a bare
+    `RobertaModel` or a classifier: save it as `RobertaForMaskedLM`)."""
+    from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
+
+    found = re.search(r"Config architectures: \[([^\]]*)\]", message)
+    names = re.findall(r"'([^']+)'", found.group(1)) if found else []
+    model_type = re.search(r"Model type: (\S+)", message)
+    arch = names[0] if names else (model_type.group(1) if model_type else "this architecture")
+    text = f"TransformerLens 4's bridge has no adapter for {arch}"
+    prefix = next((arch[: -len(s)] for s in _HEAD_SUFFIXES if arch.endswith(s)), "")
+    siblings = [prefix + h for h in _LOADABLE_HEADS if prefix + h in SUPPORTED_ARCHITECTURES]
+    if prefix and siblings:
+        fix = siblings[0]
+        return (
+            f"{text}; save the checkpoint as {fix}, which it loads "
+            f"(`{fix}.from_pretrained(folder).save_pretrained(folder)`)"
+        )
+    return f"{text} (supported: transformer_lens' SUPPORTED_ARCHITECTURES)"
 
 
 _SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
@@ -175,10 +229,13 @@ def _load_hub(name: str, *, device: str | None, trust_remote_code: bool, **place
             f"Zoo models: {', '.join(ZOO)}; or pass a local checkpoint folder."
         )
     check_weight_files(_hub_files(name), f"the hub repository {name!r}")
-    try:
-        bridge = _boot(name, device=device, trust_remote_code=trust_remote_code, **placement)
-    except (OSError, _safetensors_error()) as err:
-        raise ValueError(f"model: cannot fetch hub model {name!r}: {first_line(err)}") from err
+    bridge = _boot_or_refuse(
+        name,
+        f"cannot fetch hub model {name!r}",
+        device=device,
+        trust_remote_code=trust_remote_code,
+        **placement,
+    )
     return Model(bridge, name, "hub", _is_causal(bridge))
 
 

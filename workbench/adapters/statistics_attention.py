@@ -187,13 +187,14 @@ class StatisticsAttention:
     def take(self) -> list[AttentionStats]:
         """The statistics of the last forward pass, one per layer; clears them.
 
-        Raises RuntimeError if some layer did not run through the statistics attention.
+        Raises NotImplementedError if some layer did not run through the statistics attention
+        (an architecture whose attention bypasses transformers' interface, e.g. GPT-Neo).
         """
         recorded, self._recorded = self._recorded, {}
         self._mask_kinds = set()
         missing = [layer for layer in range(self.n_layers) if layer not in recorded]
         if missing:
-            raise RuntimeError(
+            raise NotImplementedError(
                 f"statistics attention: layers {missing} did not run through it; this "
                 "architecture's attention does not call transformers' attention interface"
             )

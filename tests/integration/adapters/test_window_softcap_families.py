@@ -2,8 +2,8 @@
 
 Gemma-2 (alternating sliding/full layers, `attn_logit_softcapping`), Gemma-3 text
 (`Gemma3ForCausalLM`: sliding layers, optional soft-capping) and Mistral (a sliding window on
-every layer) as tiny random checkpoints written with `save_pretrained` (a zoo tokenizer copied
-beside them) and loaded by folder through `workbench.load_model`. The window is 4 tokens and the
+every layer) as tiny random checkpoints of the shared family table (family_checkpoints.py),
+written with `save_pretrained` (a zoo tokenizer copied beside them) and loaded by folder through `workbench.load_model`. The window is 4 tokens and the
 prompts are longer, so the window masks most keys. gpt-oss adds learned attention sinks (`s_aux`,
 one logit per head in the softmax denominator; its `output_attentions` drops the sink column, so
 the real keys' probabilities sum to less than 1, as the kernel's statistics do). The reference is transformers' eager
@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-import transformers
 
 from analysis import attention_stats
-from tests.integration.adapters.family_checkpoints import eager_patterns, entropy, save_checkpoint
+from tests.integration.adapters.family_checkpoints import (
+    build_model,
+    eager_patterns,
+    entropy,
+    save_checkpoint,
+)
 from workbench import load_model
 
 PROMPTS = [
@@ -27,38 +31,13 @@ PROMPTS = [
     "Mary and John went to the store",
 ]
 WINDOW = 4
-COMMON = {
-    "vocab_size": 2048,
-    "num_hidden_layers": 2,
-    "max_position_embeddings": 128,
-    "hidden_size": 64,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 128,
-    "head_dim": 16,
-    "sliding_window": WINDOW,
-}
-FAMILIES = {
-    "gemma2": (
-        transformers.Gemma2Config,
-        transformers.Gemma2ForCausalLM,
-        {**COMMON, "attn_logit_softcapping": 5.0, "query_pre_attn_scalar": 20},
-    ),
-    "gemma3": (
-        transformers.Gemma3TextConfig,
-        transformers.Gemma3ForCausalLM,
-        {
-            **COMMON,
-            "attn_logit_softcapping": 3.0,
-            "layer_types": ["sliding_attention", "full_attention"],
-        },
-    ),
-    "mistral": (transformers.MistralConfig, transformers.MistralForCausalLM, COMMON),
-    "gpt_oss": (
-        transformers.GptOssConfig,
-        transformers.GptOssForCausalLM,
-        {**COMMON, "intermediate_size": 64, "num_local_experts": 4, "num_experts_per_tok": 2},
-    ),
+# family (in the shared table) -> config overrides; the table's Gemma-2/3 and gpt-oss already
+# slide over 4 tokens (Gemma-2/3 soft-cap too), Mistral's window is switched on here.
+FAMILY_OVERRIDES = {
+    "gemma2": {},
+    "gemma3": {},
+    "mistral": {"sliding_window": WINDOW},
+    "gpt_oss": {},
 }
 
 
@@ -69,9 +48,8 @@ def checkpoints(tmp_path_factory):
 
     def get(family: str):
         if family not in made:
-            config_class, model_class, kwargs = FAMILIES[family]
-            torch.manual_seed(0)
-            model = model_class(config_class(**kwargs))
+            model = build_model(family, **FAMILY_OVERRIDES[family])
+            assert model.config.sliding_window == WINDOW
             with torch.no_grad():  # q/k large enough that the 3.0/5.0 caps bite
                 for name, weight in model.named_parameters():
                     if name.endswith(("q_proj.weight", "k_proj.weight")):
@@ -84,7 +62,7 @@ def checkpoints(tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(FAMILY_OVERRIDES))
 def test_statistics_equal_transformers_eager_attention(checkpoints, family):
     folder = checkpoints(family)
     model = load_model(str(folder))
@@ -118,11 +96,10 @@ def test_window_and_softcap_change_the_statistics(checkpoints):
     assert (ours[1] - entropy(no_cap[1])).abs().max().item() > 1e-2  # layer 1: full, capped
 
 
-REFUSED = {
+REFUSED = {  # case -> (family, config overrides, the refusal's message)
     "gemma3_bidirectional_window": (
-        transformers.Gemma3TextConfig,
-        transformers.Gemma3ForCausalLM,
-        {**COMMON, "use_bidirectional_attention": True},
+        "gemma3",
+        {"use_bidirectional_attention": True},
         "only plain causal, bidirectional or causal sliding-window masks",
     ),
 }
@@ -131,8 +108,7 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_unsupported_attention_is_refused(tmp_path, case):
     """Learned attention sinks and bidirectional windows raise instead of computing wrongly."""
-    config_class, model_class, kwargs, message = REFUSED[case]
-    torch.manual_seed(0)
-    model = load_model(str(save_checkpoint(model_class(config_class(**kwargs)), tmp_path)))
+    family, overrides, message = REFUSED[case]
+    model = load_model(str(save_checkpoint(build_model(family, **overrides), tmp_path)))
     with pytest.raises(NotImplementedError, match=message):
         attention_stats(model, PROMPTS[:1])
