@@ -1,6 +1,6 @@
 """Runs page in a real browser: this session's runs by default (all with the switch), reopen a
-stored figure, export its table, delete it; a run index damaged while the app runs is rebuilt
-and the page says so, listing every run.
+stored figure, export its table, delete it (only once confirmed: Cancel keeps it); a run index
+damaged while the app runs is rebuilt and the page says so, listing every run.
 
 Saves `artifacts/screenshots/runs.png`.
 """
@@ -63,7 +63,13 @@ def test_history_reopen_export_delete(duo, zoo_model, screenshot_dir):
     table = pd.read_csv(io.BytesIO(path.read_bytes()))
     assert len(table) == len(result.to_frame()) and "entropy" in table.columns
 
+    duo.find_element("#runs-delete").click()  # only asks: Cancel keeps the run
+    duo.wait_for_element("#runs-confirm", timeout=15)
+    duo.find_element("#runs-delete-cancel").click()
+    duo.wait_for_element("#runs-kept", timeout=15)
+    assert mine in [r.run_id for r in store.list_runs()]
     duo.find_element("#runs-delete").click()
+    duo.wait_for_element("#runs-delete-confirm", timeout=15).click()
     duo.wait_for_element("#runs-deleted", timeout=15)
     wait_until(duo, lambda: not duo.find_elements(f"#runs-row-{mine}"))
     assert [r.run_id for r in store.list_runs()] == [theirs, cli]

@@ -7,9 +7,11 @@ registered explicitly from `workbench.ui.pages.PAGES`. Models and results live s
 
 The shell around the pages holds a per-tab session id (`dcc.Store` in session storage,
 keying server-side results), the shared selection (`workbench.ui.selection`, mirrored in the
-URL) and the background-job manager (`workbench.ui.jobs`).
+URL) and the background-job manager (`workbench.ui.jobs`). The navigation link of the page
+being shown is bold and underlined (class `nav-active`), set clientside from the pathname.
 
-`serve()` runs the development server on 127.0.0.1:8050. The dashboard has no
+`serve()` runs the development server on 127.0.0.1:8050, saying on stdout when it starts
+loading models and, once ready, the address it serves (`startup_message`). The dashboard has no
 authentication, so it warns when asked to listen on a non-loopback address. Every request
 first passes `workbench.ui.request_guard`: a Host allowlist (127.0.0.1, localhost, [::1], the
 `--host` served on and any `allowed_hosts`; others get 421, against DNS rebinding) and a body
@@ -19,13 +21,14 @@ cap (`MAX_BODY_BYTES`, 4 MiB; larger bodies get 413).
 from __future__ import annotations
 
 import ipaddress
+import json
 import sys
 import uuid
 from collections.abc import Iterable
 
 import dash
 import dash_mantine_components as dmc
-from dash import Dash, dcc
+from dash import Dash, Input, Output, dcc
 
 from workbench.ui import jobs, request_guard, selection, state
 from workbench.ui.pages import PAGES
@@ -75,12 +78,36 @@ def create_app(
             page.register_callbacks(app)
     request_guard.install(app.server, hosts, max_body_bytes=max_body_bytes)
     selection.register_url_sync(app, {_nav_id(page): page.PAGE["path"] for page in PAGES})
+    _register_nav_highlight(app)
     app.layout = _shell
     return app
 
 
 def _nav_id(page) -> str:
     return f"nav-{page.__name__.rsplit('.', 1)[-1]}"
+
+
+NAV_ACTIVE = {"fontWeight": 700, "textDecoration": "underline", "textUnderlineOffset": "6px"}
+
+
+def _register_nav_highlight(app: Dash) -> None:
+    """Clientside: the link of the page being shown is bold and underlined (`nav-active`)."""
+    ids = [_nav_id(page) for page in PAGES]
+    paths = json.dumps([page.PAGE["path"] for page in PAGES])
+    active = json.dumps(NAV_ACTIVE)
+    app.clientside_callback(
+        f"""
+        function(pathname) {{
+            const here = (pathname || "/").replace(/\\/+$/, "") || "/";
+            return {paths}.flatMap(function(p) {{
+                const on = here === p;
+                return [on ? {active} : {{}}, on ? "nav-active" : ""];
+            }});
+        }}
+        """,
+        [o for i in ids for o in (Output(i, "style"), Output(i, "className"))],
+        Input("_pages_location", "pathname"),
+    )
 
 
 def _shell() -> dmc.MantineProvider:
@@ -157,6 +184,23 @@ def serve(
     )
     from workbench.export import start_server
 
+    print("Attention Workbench: loading models and the export server...", flush=True)
     start_server()  # one kaleido (headless chromium) for every export
     app = create_app(allowed_hosts=extra)
+    print(startup_message(host, port), flush=True)
     app.run(host=host, port=port, debug=debug)
+
+
+def dashboard_url(host: str, port: int) -> str:
+    """The address a browser opens for the dashboard served on `host:port` (IPv6 bracketed;
+    the wildcard addresses answer on 127.0.0.1)."""
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def startup_message(host: str, port: int) -> str:
+    """The line printed once the models are loaded: where the dashboard is served."""
+    return f"Attention Workbench: dashboard ready at {dashboard_url(host, port)} (Ctrl+C stops it)"
