@@ -9,13 +9,12 @@ circuit (all of them until `prune` is called). Node-level methods fill `node_sco
 
 Caveats: `prune` ranks by `|score|`; ties keep the fixed edge order of `circuits.graph`. By
 default it prunes to a connected circuit (greedy from the output, `circuits.connected`).
-`plot()` draws only the included edges, laid out by layer (arcs for edges that skip columns).
+`plot()` draws only the included edges, laid out by layer (`circuits.circuit_plot`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -23,18 +22,8 @@ import pandas as pd
 import torch
 
 from circuits.connected import greedy_from_output
-from circuits.graph import Graph, modern_label, parse_node
+from circuits.graph import Graph, modern_label
 from workbench.results import Result
-
-
-def _layer_of(node: str) -> float:
-    """x coordinate of a node in the layered plot."""
-    if node == "input":
-        return 0.0
-    if node == "output":
-        return float("inf")
-    parsed = parse_node(node)
-    return 1.0 + 2 * parsed.layer + (1 if parsed.kind == "mlp" else 0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,112 +158,12 @@ class Circuit(Result):
         )
 
     def plot(self, kind: str | None = None, **kwargs: Any):
-        """Layered graph of the included edges (line width ~ |score|; red: score < 0).
-
-        One column per graph stage (input, each layer's heads, its MLP, output), heads in
-        index order top to bottom; labels sit in boxes above their node, edges that skip
-        columns are drawn as arcs, and hovering an edge (drawn through its midpoint, since a
-        line hovers only at its points) shows its full label and score. The default height
-        grows with the tallest column (`kwargs` override it).
-        """
-        import plotly.graph_objects as go
+        """Layered graph of the included edges (see `circuits.circuit_plot`): colour = sign
+        (legend), width ~ |score|, q/k/v edges land on three anchors of their head with
+        solid/dashed/dotted lines; node points carry their node name in `customdata` (a page
+        turns a click into a link)."""
+        from circuits.circuit_plot import circuit_figure
 
         if kind not in (None, "graph"):
             raise ValueError(f"kind: unknown plot kind {kind!r}; choose 'graph'")
-        frame = self.to_frame()
-        frame = frame[frame.in_circuit]
-        pos = _node_positions(set(frame.upstream) | set(frame.downstream))
-        biggest = float(frame.abs_score.max()) if len(frame) else 1.0
-        fig = go.Figure()
-        for row in frame.itertuples():
-            xs, ys = _edge_path(pos[row.upstream], pos[row.downstream])
-            text = f"{row.edge}<br>score {row.score:.4g} (rank {row.rank})"
-            fig.add_trace(
-                go.Scatter(
-                    x=xs,
-                    y=ys,
-                    mode="lines",
-                    line={
-                        "width": 0.5 + 5 * row.abs_score / (biggest or 1.0),
-                        "color": "crimson" if row.score < 0 else "steelblue",
-                    },
-                    opacity=0.8,
-                    hovertext=text,
-                    hoverinfo="text",
-                    showlegend=False,
-                )
-            )
-        nodes = list(pos)
-        degree = {n: 0 for n in nodes}
-        mass = {n: 0.0 for n in nodes}
-        for row in frame.itertuples():
-            for n in (row.upstream, row.downstream):
-                degree[n] += 1
-                mass[n] += row.abs_score
-        fig.add_trace(
-            go.Scatter(
-                x=[pos[n][0] for n in nodes],
-                y=[pos[n][1] for n in nodes],
-                mode="markers",
-                marker={"size": 11, "color": "black"},
-                hovertext=[f"{n}<br>{degree[n]} edges, sum |score| {mass[n]:.4g}" for n in nodes],
-                hoverinfo="text",
-                showlegend=False,
-            )
-        )
-        for n in nodes:
-            fig.add_annotation(
-                x=pos[n][0],
-                y=pos[n][1],
-                text=n,
-                showarrow=False,
-                yshift=15,
-                bgcolor="rgba(255,255,255,0.85)",
-                font={"size": 11},
-            )
-        tallest = max(Counter(x for x, _ in pos.values()).values(), default=1)
-        fig.update_layout(
-            title=f"{self.method} circuit of {self.model_name} on {self.task} ({self.n_edges} edges)",
-            xaxis={"visible": False},
-            yaxis={"visible": False},
-            height=min(1400, max(380, 150 + 55 * tallest)),
-            margin={"t": 60, "l": 20, "r": 20, "b": 40},
-            plot_bgcolor="white",
-            hovermode="closest",
-            **kwargs,
-        )
-        return fig
-
-
-def _node_order(node: str) -> tuple[float, int]:
-    """Column, then head index (heads top to bottom within a layer)."""
-    parsed = parse_node(node)
-    return (_layer_of(node), max(parsed.head, 0))
-
-
-def _node_positions(nodes: set[str]) -> dict[str, tuple[float, float]]:
-    """(x, y) per node: evenly spaced columns, each column centred on y = 0, head 0 on top."""
-    ordered = sorted(nodes, key=_node_order)
-    columns: dict[float, list[str]] = {}
-    for n in ordered:
-        columns.setdefault(_layer_of(n), []).append(n)
-    return {
-        n: (float(x), (len(col) - 1) / 2 - i)
-        for x, col in enumerate(columns[key] for key in sorted(columns))
-        for i, n in enumerate(col)
-    }
-
-
-def _edge_path(start: tuple[float, float], end: tuple[float, float], n: int = 17):
-    """Points of an edge: straight between adjacent columns, an arc (quadratic Bezier bowing
-    away from the centre line) when it skips columns, so it misses the nodes in between."""
-    (x0, y0), (x1, y1) = start, end
-    skipped = max(0.0, abs(x1 - x0) - 1)
-    if not skipped:  # the midpoint too: a line trace only hovers at its points
-        return [x0, (x0 + x1) / 2, x1], [y0, (y0 + y1) / 2, y1]
-    side = 1.0 if (y0 + y1) >= 0 else -1.0
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2 + side * (0.6 + 0.25 * skipped)
-    ts = [i / (n - 1) for i in range(n)]
-    xs = [(1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t**2 * x1 for t in ts]
-    ys = [(1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t**2 * y1 for t in ts]
-    return xs, ys
+        return circuit_figure(self, **kwargs)

@@ -57,7 +57,8 @@ def test_trace_in_the_background_then_prune_live(duo, screenshot_dir):
     roc = wait_for_figure(duo, "circuits-roc", lambda f: "AUC" in str(f["layout"]))
     assert f"{runs[0].config['roc_auc']:.3f}" in roc["layout"]["title"]["text"]
     graph = wait_for_figure(duo, "circuits-graph", lambda f: len(f["data"]) > 1)
-    assert len(graph["data"]) == 110 + 1  # one line per kept edge, then the nodes
+    default_cut = stored.prune(top_n=20)  # the page's default cut: top 20, connected
+    assert len(graph["data"]) == default_cut.n_edges + 1  # one line per kept edge, the nodes
     save_page_screenshot(duo, screenshot_dir / "circuits.png")
 
     # the slider: move it by keyboard; counts and graph follow

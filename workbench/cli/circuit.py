@@ -6,7 +6,8 @@ per shard): the per-edge patching runs sharded on Ray with the same scores. `--o
 `--target-faithfulness F` adds `smallest_faithful` (`circuits.smallest_faithful_circuit`) with
 its faithfulness interval, `faithfulness_ci` `[low, high]` (percentile bootstrap over prompts,
 `--n-boot` resamples drawn with `--boot-seed`). `--corruption s2|s1s2|abc` picks the IOI
-corruption (ioi only; the JSON names it).
+corruption (ioi only; the JSON names it). `--method atp*` traces with AtP* (quote the `*` in a
+shell).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from workbench.cli.faithfulness import (
     task_options,
 )
 
-CLI_METHODS = ("activation", "path", "eap", "eap-ig", "acdc", "svd", "exhaustive")
+CLI_METHODS = ("activation", "path", "eap", "eap-ig", "atp*", "acdc", "svd", "exhaustive")
 SHARDED_METHODS = ("path", "exhaustive")
 
 
@@ -128,7 +129,12 @@ def register(sub, json_flag) -> None:
     p = sub.add_parser("circuit", parents=[json_flag], help="trace a task's circuit")
     p.add_argument("model", help="zoo name or checkpoint folder")
     p.add_argument("task", help="ioi, induction or similarity")
-    p.add_argument("--method", choices=CLI_METHODS, default="eap-ig")
+    p.add_argument(
+        "--method",
+        choices=CLI_METHODS,
+        default="eap-ig",
+        help="tracing method (atp*: AtP* edge scores, circuits.atp_star)",
+    )
     p.add_argument(
         "--top-n", type=non_negative_int, default=None, help="keep the N highest-|score| edges"
     )
