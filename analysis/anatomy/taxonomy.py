@@ -56,6 +56,8 @@ _DETECTORS = {
     "induction": head_detector.get_induction_head_detection_pattern,
 }
 _similarity = head_detector.compute_head_attention_similarity_score
+BEHAVIOUR_LABELS = {b: b.replace("_", " ") for b in BEHAVIOURS}  # axis labels
+CLUSTER_TEXT_LIMIT = 32  # cluster map: head labels beside the points up to this many heads
 LOCAL_BUCKETS = 3  # distance buckets 0, [1, 2), [2, 4): distance < 4
 
 
@@ -91,65 +93,133 @@ class HeadTaxonomy(Result):
             "heads": self.scores.to_dict(orient="records"),
         }
 
-    def plot(self, kind: str | None = "heatmap", **kwargs: Any) -> go.Figure:
-        """`heatmap` (heads x behaviour scores) or `clusters` (2-D PCA map coloured by cluster)."""
+    def plot(
+        self, kind: str | None = "heatmap", *, selected: Any = None, **kwargs: Any
+    ) -> go.Figure:
+        """`heatmap` (heads x behaviour scores) or `clusters` (2-D PCA map coloured by
+        cluster); `selected` (a `Head` or (layer, head)) is outlined / pointed at."""
+        if kind not in (None, "heatmap", "clusters"):
+            raise ValueError(f"kind: unknown plot kind {kind!r}; choose 'heatmap' or 'clusters'")
+        names = [str(Head(r.layer, r.head)) for r in self.scores.itertuples()]
+        index = None
+        if selected is not None:
+            head = str(Head.of(*selected))
+            index = names.index(head) if head in names else None
+        if kind == "clusters":
+            return self._clusters(names, index, **kwargs)
+        return self._heatmap(names, index, **kwargs)
+
+    def _heatmap(self, names: list[str], index: int | None, **kwargs: Any) -> go.Figure:
         import plotly.graph_objects as go
 
-        names = [str(Head(r.layer, r.head)) for r in self.scores.itertuples()]
-        if kind in (None, "heatmap"):
-            values = self.scores[list(BEHAVIOURS)].to_numpy().T  # [behaviour, head]
-            fig = go.Figure(
-                go.Heatmap(
-                    z=values,
-                    x=names,
-                    y=list(BEHAVIOURS),
-                    zmin=0,
-                    zmax=1,
-                    colorscale="Viridis",
-                    colorbar={"title": {"text": "score"}},
-                    texttemplate="%{z:.2f}" if len(names) <= 24 else None,
-                    hovertemplate="%{x} %{y}: %{z:.3f}<extra></extra>",
-                )
+        values = self.scores[list(BEHAVIOURS)].to_numpy().T  # [behaviour, head]
+        step = max(1, -(-len(names) // 36))  # at most ~36 head labels, never overprinted
+        fig = go.Figure(
+            go.Heatmap(
+                z=values,
+                x=names,
+                y=[BEHAVIOUR_LABELS[b] for b in BEHAVIOURS],
+                zmin=0,
+                zmax=1,
+                colorscale="Viridis",
+                colorbar={"title": {"text": "score (0-1)"}},
+                texttemplate="%{z:.2f}" if len(names) <= 24 else None,
+                hovertemplate="%{x} %{y}: %{z:.3f}<extra></extra>",
             )
-            fig.update_layout(
-                title=f"{self.model_name}: head taxonomy",
-                height=120 + 45 * len(BEHAVIOURS),
-                margin={"t": 60, "l": 130, "r": 20, "b": 70},
-                xaxis={"tickangle": -45 if len(names) > 16 else 0},
-                **kwargs,
+        )
+        shapes = []
+        if index is not None:
+            box = {"x0": index - 0.5, "x1": index + 0.5, "y0": -0.5, "y1": len(BEHAVIOURS) - 0.5}
+            shapes.append(
+                {
+                    "type": "rect",
+                    **box,
+                    "line": {"color": "crimson", "width": 3},
+                    "name": "selected",
+                }
             )
-            return fig
-        if kind == "clusters":
-            fig = go.Figure()
-            labels = [f"{Head(r.layer, r.head)} {r.label}" for r in self.scores.itertuples()]
-            where = pd.Series(
-                label_positions(self.scores.pc1, self.scores.pc2, labels), self.scores.index
-            )  # [head] plotly textposition chosen to avoid overprinting
-            for cluster, part in self.scores.groupby("cluster"):
-                text = [labels[self.scores.index.get_loc(i)] for i in part.index]
-                fig.add_scatter(
-                    x=part.pc1,
-                    y=part.pc2,
-                    mode="markers+text",
-                    name=f"cluster {cluster}",
-                    text=text,
-                    hovertext=text,
-                    hoverinfo="text",
-                    textfont={"size": 10},
-                    textposition=where[part.index].tolist(),
-                )
-            pad = 0.15 * float(np.ptp(self.scores.pc1) or 1.0)
-            fig.update_layout(
-                title=f"{self.model_name}: head clusters (silhouette {self.silhouette:.2f})",
-                xaxis_title="PC 1",
-                yaxis_title="PC 2",
-                height=480,
-                xaxis={"range": [self.scores.pc1.min() - pad, self.scores.pc1.max() + pad]},
-                margin={"t": 60, "l": 60, "r": 20, "b": 50},
-                **kwargs,
+        fig.update_layout(
+            title={"text": f"{self.model_name}: head taxonomy", "y": 0.98, "yanchor": "top"},
+            height=150 + 45 * len(BEHAVIOURS),
+            margin={"t": 60, "l": 130, "r": 20, "b": 80},
+            xaxis={
+                "title": {"text": "head" + (f" (one label per {step} heads)" if step > 1 else "")},
+                "tickangle": -45 if len(names) > 16 else 0,
+                "tickmode": "array",
+                "tickvals": names[::step],
+                "ticktext": names[::step],
+            },
+            yaxis={"title": {"text": "behaviour"}},
+            shapes=shapes,
+            **kwargs,
+        )
+        return fig
+
+    def _clusters(self, names: list[str], index: int | None, **kwargs: Any) -> go.Figure:
+        """Head labels written beside the points up to `CLUSTER_TEXT_LIMIT` heads; past it
+        they are in the hover only (the selected head is always named)."""
+        import plotly.graph_objects as go
+
+        fig = go.Figure()
+        labels = [
+            f"{name} {r.label}" for name, r in zip(names, self.scores.itertuples(), strict=True)
+        ]
+        written = len(names) <= CLUSTER_TEXT_LIMIT
+        where = pd.Series(
+            label_positions(self.scores.pc1, self.scores.pc2, labels)
+            if written
+            else ["top center"] * len(labels),
+            self.scores.index,
+        )  # [head] plotly textposition chosen to avoid overprinting
+        for cluster, part in self.scores.groupby("cluster"):
+            text = [labels[self.scores.index.get_loc(i)] for i in part.index]
+            fig.add_scatter(
+                x=part.pc1,
+                y=part.pc2,
+                mode="markers+text" if written else "markers",
+                name=f"cluster {cluster} ({len(part)} heads)",
+                text=text,
+                hovertext=text,
+                hoverinfo="text",
+                textfont={"size": 10},
+                textposition=where[part.index].tolist(),
             )
-            return fig
-        raise ValueError(f"kind: unknown plot kind {kind!r}; choose 'heatmap' or 'clusters'")
+        if index is not None:
+            x, y = float(self.scores.pc1.iloc[index]), float(self.scores.pc2.iloc[index])
+            fig.add_scatter(
+                x=[x],
+                y=[y],
+                mode="markers",
+                name="selected",
+                marker={
+                    "size": 18,
+                    "symbol": "circle-open",
+                    "color": "crimson",
+                    "line": {"width": 3},
+                },
+                hoverinfo="skip",  # a click goes to the head's own point underneath
+                showlegend=False,
+            )
+            fig.add_annotation(
+                x=x, y=y, text=f"{names[index]} (selected)", arrowcolor="crimson", ax=30, ay=-30
+            )
+        share = [f" ({100 * v:.0f}% of variance)" for v in [*self.explained_variance, 0, 0][:2]]
+        pad = 0.15 * float(np.ptp(self.scores.pc1) or 1.0)
+        fig.update_layout(
+            title={
+                "text": f"{self.model_name}: head clusters (silhouette {self.silhouette:.2f})",
+                "y": 0.98,
+                "yanchor": "top",
+            },
+            xaxis_title=f"PC 1 of the standardised behaviour scores{share[0]}",
+            yaxis_title=f"PC 2{share[1]}",
+            height=480,
+            xaxis={"range": [self.scores.pc1.min() - pad, self.scores.pc1.max() + pad]},
+            margin={"t": 60, "l": 60, "r": 20, "b": 50},
+            legend={"title": {"text": "cluster"}},
+            **kwargs,
+        )
+        return fig
 
 
 @torch.no_grad()

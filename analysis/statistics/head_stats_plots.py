@@ -1,6 +1,7 @@
 """Plotly figures of a `HeadStats` result (`HeadStats.plot(kind)` dispatches here).
 
-Every function reads the stored tensors only (no model, no recomputation). Means skip padded
+Every function reads the stored tensors only (no model, no recomputation). Axes carry units
+(`STAT_LABELS`: entropy in nats, masses 0-1, distances in tokens); heads are written L1H2. Means skip padded
 queries (NaN). Caveat: the token tick labels of long prompts are dense; plotly thins them when
 zoomed out.
 """
@@ -17,9 +18,41 @@ from workbench.heads import Head
 if TYPE_CHECKING:
     from analysis.statistics.head_stats import HeadStats
 
+# axis / colour-bar label of each statistic, with its unit (entropy uses the natural log)
+STAT_LABELS = {
+    "entropy": "entropy (nats)",
+    "sink": "mass on the first token (0-1)",
+    "max_prob": "max attention weight (0-1)",
+    "mean_distance": "mean query-key distance (tokens)",
+    "effective_keys": "effective keys, exp(entropy) (keys)",
+    "lse": "log-sum-exp of scores (logit units)",
+    "sum_sq": "sum of squared weights (0-1)",
+}
 
-def plot_heatmap(result: HeadStats, *, stat: str = "entropy") -> go.Figure:
-    """Layer x head map of the per-head mean of `stat` over every real query."""
+
+def stat_label(stat: str) -> str:
+    """`stat` with its unit, for axis titles (the bare name for an unknown statistic)."""
+    return STAT_LABELS.get(stat, stat.replace("_", " "))
+
+
+def selected_cell(layer: int, head: int) -> dict:
+    """A crimson rect shape around heatmap cell (x=head, y=layer)."""
+    return {
+        "type": "rect",
+        "x0": head - 0.5,
+        "x1": head + 0.5,
+        "y0": layer - 0.5,
+        "y1": layer + 0.5,
+        "line": {"color": "crimson", "width": 3},
+        "name": f"selected {Head(layer, head)}",
+    }
+
+
+def plot_heatmap(
+    result: HeadStats, *, stat: str = "entropy", selected: tuple[int, int] | None = None
+) -> go.Figure:
+    """Layer x head map of the per-head mean of `stat` over every real query; `selected`
+    (layer, head) is outlined."""
     values = result.stat_values(stat).double().nanmean(dim=(0, 3)).numpy()  # [layer, head]
     figure = go.Figure(
         go.Heatmap(
@@ -27,14 +60,16 @@ def plot_heatmap(result: HeadStats, *, stat: str = "entropy") -> go.Figure:
             x=list(range(result.n_heads)),
             y=list(range(result.n_layers)),
             colorscale="Viridis",
-            colorbar={"title": stat},
-            hovertemplate="layer %{y}, head %{x}<br>" + stat + " %{z:.4g}<extra></extra>",
+            colorbar={"title": {"text": "mean " + stat_label(stat).replace(" (", "<br>(")}},
+            hovertemplate="L%{y}H%{x}<br>mean " + stat_label(stat) + " %{z:.4g}<extra></extra>",
         )
     )
+    integer = {"dtick": 1, "tickformat": "d", "showgrid": False}
     figure.update_layout(
-        title=f"{result.model_name}: mean {stat} per head",
-        xaxis={"title": "head", "dtick": 1},
-        yaxis={"title": "layer", "dtick": 1, "autorange": "reversed"},
+        title=f"{result.model_name}: mean {stat_label(stat)} per head",
+        xaxis={"title": "head", **integer, "tickfont": {"size": 10}},
+        yaxis={"title": "layer", **integer, "autorange": "reversed"},
+        shapes=[selected_cell(*result.head_index(*selected))] if selected is not None else [],
     )
     return figure
 
@@ -54,15 +89,15 @@ def plot_query(
             y=values,
             mode="lines+markers",
             text=tokens,
-            hovertemplate="%{x}: %{text}<br>" + stat + " %{y:.4g}<extra></extra>",
+            hovertemplate="%{x}: %{text}<br>" + stat_label(stat) + " %{y:.4g}<extra></extra>",
         )
     )
     step = max(1, -(-len(tokens) // 40))  # at most ~40 tick labels, so they never squash it
     ticks = {"tickmode": "array", "tickvals": positions[::step], "ticktext": tokens[::step]}
     figure.update_layout(
-        title=f"{result.model_name}: {stat} of {Head(layer, head)}, prompt {prompt}",
+        title=f"{result.model_name}: {stat_label(stat)} of {Head(layer, head)}, prompt {prompt}",
         xaxis={"title": "query (token position)", **ticks, "tickangle": -60, "automargin": True},
-        yaxis={"title": stat, "automargin": True},
+        yaxis={"title": stat_label(stat), "automargin": True},
         height=380,
         margin={"t": 50, "b": 10},
     )
@@ -86,8 +121,8 @@ def plot_distance(result: HeadStats, *, layer: int, head: int) -> go.Figure:
     figure = go.Figure(go.Bar(x=bucket_labels(len(mass)), y=mass))
     figure.update_layout(
         title=f"{result.model_name}: attention mass by query-key distance, {Head(layer, head)}",
-        xaxis={"title": "distance |i - j|", "type": "category"},
-        yaxis={"title": "mean attention mass"},
+        xaxis={"title": "distance |query − key| (tokens)", "type": "category"},
+        yaxis={"title": "mean attention mass (0-1)"},
     )
     return figure
 
@@ -123,18 +158,27 @@ def plot_block_mass(
             colorscale="Blues",
             zmin=0.0,
             zmax=1.0,
-            colorbar={"title": "mass"},
+            colorbar={"title": {"text": "mass (0-1)"}},
             hovertemplate=what + ", keys %{x}<br>mass %{z:.4g}<extra></extra>",
         )
     )
-    mean = "" if group == 1 else f" (queries averaged in groups of {group})"
+    mean = "" if group == 1 else f"<br><sub>queries averaged in groups of {group}</sub>"
     figure.update_layout(
-        title=f"{result.model_name}: attention mass per {block}-key block{mean}, "
-        f"{Head(layer, head)}",
-        xaxis={"title": "key block", "type": "category"},
-        yaxis={"title": "query (token position)", "autorange": "reversed"},
+        title=f"{result.model_name}: attention mass per {block}-key block, "
+        f"{Head(layer, head)}{mean}",
+        xaxis={"title": "key block (token positions)", "type": "category"},
+        yaxis={"title": "query (token position)", "autorange": "reversed", "tickformat": "d"},
     )
     return figure
 
 
-__all__ = ["bucket_labels", "plot_block_mass", "plot_distance", "plot_heatmap", "plot_query"]
+__all__ = [
+    "STAT_LABELS",
+    "selected_cell",
+    "stat_label",
+    "bucket_labels",
+    "plot_block_mass",
+    "plot_distance",
+    "plot_heatmap",
+    "plot_query",
+]

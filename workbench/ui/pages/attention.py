@@ -8,6 +8,9 @@
   figure's `meta`); prompts over `FULL_LIMIT` tokens get a block-max overview plus a
   full-resolution window around the locked query (`pattern_figure`). Colour: 0-1, the head's
   max, or log.
+- Every head at once (`workbench.ui.head_grid`): block-max thumbnails of this layer's heads
+  or of all heads; clicking one selects it; the selected head is outlined there and on the
+  layer x head map.
 - Attention mass by SIGNED key - query offset (previous- vs next-token heads) and the
   block-mass map of the selected head (query rows averaged in groups past 64 queries).
 - Figures show a loading spinner while computed (`figure_card`); a `token` from the URL beyond
@@ -34,7 +37,7 @@ from dash import Input, Output, State, ctx, html, no_update
 
 from analysis.statistics.attention_pattern import SCALES, offset_figure, pattern_figure
 from workbench.heads import Head
-from workbench.ui import corpus_view, selection, state
+from workbench.ui import corpus_view, head_grid, selection, state
 from workbench.ui import input_checks as check
 from workbench.ui.components import (
     empty_figure,
@@ -196,6 +199,7 @@ def layout(**query: str) -> Any:
                     ),
                 ]
             ),
+            head_grid.section(),
             figure_card(
                 "attention-along", "Statistic along the prompt", figure=empty_figure("computing…")
             ),
@@ -220,7 +224,7 @@ def layout(**query: str) -> Any:
 
 
 def register_callbacks(app: Any) -> None:
-    for graph in GRAPHS:
+    for graph in (*GRAPHS, "attention-grid"):
         register_figure_export(app, graph)
     app.clientside_callback(
         HOVER_JS,
@@ -320,10 +324,13 @@ def register_callbacks(app: Any) -> None:
         State("session-id", "data"),
     )
     def render_heads(stat: Any, block: Any, query: Any, session: Any) -> Any:
+        """The layer x head map, the selected head outlined (`head_grid` moves the outline)."""
         try:
             data = checked(session, query, block)
             stat = check.choice(stat, "statistic", STATISTICS)
-            fig = data["stats"].plot("heatmap", stat=stat)
+            opening = ctx.triggered_id is None  # the page's first draw
+            selected = head_grid.selected_head(session, query, data["model"], opening=opening)
+            fig = data["stats"].plot("heatmap", stat=stat, selected=selected)
         except Exception as err:  # noqa: BLE001 - shown to the user
             keep_figure(session, "attention-heads", None)
             return empty_figure("no statistics"), error_alert(err, id="attention-alert")
@@ -406,6 +413,8 @@ def register_callbacks(app: Any) -> None:
         label = f"{model.name}_{Head(layer, head)}"
         kept = keep_figure(session, "attention-pattern", fig, label=label)
         return kept, {**(query or {}), "scale": scale}, None
+
+    head_grid.register_callbacks(app, checked)  # after `lock_head` (tests find that first)
 
 
 def _scale(query: Any) -> str:

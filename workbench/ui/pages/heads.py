@@ -4,8 +4,8 @@
 - The head's pattern on the selected prompt; clicking a cell picks a (query, key) pair whose
   attention score is decomposed into singular-direction terms (`analysis.decompose_score`)
   and traced to the earlier heads and layers writing them (`analysis.upstream_contributions`).
-- Head taxonomy heatmap and cluster map of every head (`analysis.head_taxonomy`); clicking a
-  head there selects it.
+- Head taxonomy heatmap and cluster map of every head (`analysis.head_taxonomy`), the selected
+  head outlined / pointed at; clicking a head there selects it.
 
 Thin: results are computed once per browser session and kept server-side (`state.cached`).
 Every input is checked (`workbench.ui.input_checks`): a bad layer, head, position or click
@@ -93,13 +93,9 @@ def layout(**query: str) -> Any:
                 ],
                 cols=2,
             ),
-            dmc.SimpleGrid(
-                [
-                    figure_card("heads-taxonomy", "Taxonomy"),
-                    figure_card("heads-clusters", "Cluster map"),
-                ],
-                cols=2,
-            ),
+            # full width: readable with 144 heads (12 x 12)
+            figure_card("heads-taxonomy", "Taxonomy (selected head outlined)"),
+            figure_card("heads-clusters", "Cluster map (selected head pointed at)"),
         ],
         gap="sm",
     )
@@ -288,10 +284,14 @@ def register_callbacks(app: Any) -> None:
         Output("heads-clusters", "figure"),
         Output("heads-error", "children", allow_duplicate=True),
         Input("heads-query", "data"),
+        Input("heads-layer", "value"),
+        Input("heads-head", "value"),
         State("session-id", "data"),
         prevent_initial_call="initial_duplicate",
     )
-    def show_taxonomy(query, session) -> Any:
+    def show_taxonomy(query, layer, head, session) -> Any:
+        """Taxonomy and cluster map with the selected head marked (none when the layer/head
+        is bad: the head's own callbacks report that)."""
         from analysis import head_taxonomy
 
         try:
@@ -299,17 +299,19 @@ def register_callbacks(app: Any) -> None:
             model_name, _ = selection.model_and_prompt(query)
             model = state.open_model(model_name)
             taxonomy = compute(session, model_name, "taxonomy", lambda: head_taxonomy(model))
+            try:
+                selected = model.check_head(check.whole(layer, "layer"), check.whole(head, "head"))
+            except ValueError:
+                selected = None
+            heatmap = sized(taxonomy.plot("heatmap", selected=selected), 420)
+            clusters = sized(taxonomy.plot("clusters", selected=selected), 480)
         except Exception as err:  # noqa: BLE001
             for graph in ("heads-taxonomy", "heads-clusters"):
                 keep_figure(session, graph, None)
             blank = empty_figure("no taxonomy")
             return blank, blank, error_alert(err, id="heads-alert")
         return (
-            keep_figure(
-                session, "heads-taxonomy", sized(taxonomy.plot("heatmap")), label=model_name
-            ),
-            keep_figure(
-                session, "heads-clusters", sized(taxonomy.plot("clusters"), 440), label=model_name
-            ),
+            keep_figure(session, "heads-taxonomy", heatmap, label=model_name),
+            keep_figure(session, "heads-clusters", clusters, label=model_name),
             no_update,  # the alert slot belongs to the head's own callbacks
         )
