@@ -57,6 +57,7 @@ NO_ANATOMY = (
 )
 PARALLEL = ("gpt_neox", "phi", "gptj", "falcon")
 NOT_SOFTMAX = ("gemma2", "gpt_neo", "bloom")  # soft-capping, a local window, ALiBi
+NOT_ADDITIVE = ("gemma2", "gemma3", "olmo2", "bloom")  # see circuits.residual_additivity
 
 # (family, analysis) -> regex the refusal's message must match. Delete a row when the
 # analysis starts to run on that family (the test reports it as stale until then). Later
@@ -78,18 +79,18 @@ REFUSALS: dict[tuple[str, str], str] = {
     ("phi3", "circuit:atp*"): r"atp\* recomputes attention from the bridge's rotate-half",
     ("gemma2", "entropy_collapse"): r"logits do not reproduce hook_pattern",
     **_rows(("gptj", "gpt_neo"), ["guidance"], r"cannot rebuild .* attention from q and k"),
+    # post-sublayer norms (Gemma-2/3, OLMo-2) or a residual added inside attention (BLOOM):
+    # block_out != block_in + attn_out + mlp_out, so per-edge deltas would be wrong
+    **_rows(
+        NOT_ADDITIVE,
+        (*EDGE_METHODS, "circuit:acdc", "circuit:atp*"),
+        r"add their attention and MLP outputs to the residual unchanged",
+    ),
 }
 
 # (family, analysis) -> regex of a known bug being fixed elsewhere ("Type: message"). These
 # are crashes or wrong numbers, not refusals: the test xfails them; delete the row when fixed.
-DEFECTS: dict[tuple[str, str], str] = {
-    # OLMo-2 normalises after attention and MLP (no pre-norm `ln1`): the edge graph needs one
-    **_rows(
-        ("olmo2",),
-        (*EDGE_METHODS, "circuit:acdc", "circuit:atp*"),
-        r"AttributeError: .*has no attribute `ln1`",
-    ),
-}
+DEFECTS: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
