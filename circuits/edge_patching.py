@@ -52,11 +52,26 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuits.graph import Graph, build_graph, head_node, mlp_node, supports_edges
+from circuits.residual_additivity import check_additive_residual
 from workbench.adapters.modules import hf_module
 from workbench.adapters.parallel_blocks import is_parallel, mlp_norm
 
 if TYPE_CHECKING:
     from workbench.model import Model
+
+
+class _WriterBuffer:
+    """Write-only stand-in for the per-writer output list: `buf[i] = out` copies `out`
+    `[batch, pos, d_model]` into one `[writer, batch, pos, d_model]` tensor."""
+
+    def __init__(self, n_writers: int) -> None:
+        self.n_writers = n_writers
+        self.tensor: torch.Tensor | None = None
+
+    def __setitem__(self, index: int, value: torch.Tensor) -> None:
+        if self.tensor is None:
+            self.tensor = value.new_empty(self.n_writers, *value.shape)
+        self.tensor[index].copy_(value)
 
 
 class EdgePatcher:
@@ -71,6 +86,7 @@ class EdgePatcher:
                 f"pre-LN decoders only; {model.name} is an encoder with parallel blocks "
                 f"(use node activation patching instead)"
             )
+        check_additive_residual(model)
         self.model = model
         self.graph = graph or build_graph(model)
         if self.graph.parallel != is_parallel(model):
@@ -161,11 +177,12 @@ class EdgePatcher:
     # ------------------------------------------------------------------ runs
     @torch.no_grad()
     def writer_outputs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """`[writer, batch, pos, d_model]` outputs of every writer node on an unpatched run."""
+        """`[writer, batch, pos, d_model]` outputs of every writer node on an unpatched run
+        (written straight into one buffer: no per-writer copies are held)."""
         zero = torch.zeros(self.graph.n_edges)
-        outs: list[torch.Tensor | None] = [None] * self.n_writers
+        outs = _WriterBuffer(self.n_writers)
         self.forward(tokens, zero, None, record=outs)
-        return torch.stack(outs)  # [writer, batch, pos, d_model]
+        return outs.tensor  # [writer, batch, pos, d_model]
 
     def forward(
         self,
