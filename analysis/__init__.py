@@ -7,7 +7,9 @@
   by objectives measured on the guided output: its registry and text metrics are exported there);
 - `analysis.attacks`: token attacks (`TokenAttack`) and their objectives;
 - `analysis.training_dynamics`: entropy against sigma-Reparam's bound and the loss-plateau view
-  over the zoo's training snapshots (`entropy_bound`, `loss_plateau`).
+  over the zoo's training snapshots (`entropy_bound`, `loss_plateau`);
+- `analysis.logit_lens`: every layer's residual stream read through the final norm and
+  unembedding (`logit_lens`).
 
 Convention (`workbench.results`, docs/architecture.md): a one-shot analysis is a function
 `fn(model, ..., *, options) -> XResult`; a learned or stateful tool (`HeadHunter`,
@@ -34,6 +36,7 @@ from analysis.anatomy import (
     upstream_contributions,
 )
 from analysis.attacks import AttackResult, TokenAttack
+from analysis.logit_lens import LogitLens, logit_lens
 from analysis.statistics import (
     CorpusStats,
     HeadPattern,
@@ -64,6 +67,7 @@ __all__ = [
     "HeadSearchResult",
     "HeadStats",
     "HeadTaxonomy",
+    "LogitLens",
     "LossPlateau",
     "ScoreDecomposition",
     "TokenAttack",
@@ -77,6 +81,7 @@ __all__ = [
     "firing_pairs",
     "guide",
     "head_taxonomy",
+    "logit_lens",
     "loss_plateau",
     "perturbed",
     "qk_ov_svd",

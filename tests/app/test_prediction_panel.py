@@ -45,3 +45,33 @@ def test_use_task_prompt_with_induction_fills_the_prompt(duo):
     duo.find_element("#prompt-use-task").click()
     wait_until(duo, lambda: duo.find_element("#prompt-text").get_attribute("value") != PROMPT)
     assert len(duo.find_element("#prompt-text").get_attribute("value").split()) > 10
+
+
+def test_logit_lens_panel_shows_every_layer_and_follows_the_position(duo, zoo_model):
+    from analysis.logit_lens import logit_lens
+
+    query = urllib.parse.urlencode({"model": "tiny-ioi", "prompt": PROMPT, "task": "ioi"})
+    duo.wait_for_page(f"{duo.server_url}/?{query}")
+    expected = logit_lens(zoo_model("tiny-ioi"), PROMPT, k=5, task="ioi")
+    duo.wait_for_contains_text("#prompt-lens-target-token", "Mary", timeout=30)
+    target = wait_for_figure(
+        duo, "prompt-lens-target", lambda f: f["data"] and f["data"][0]["type"] == "scatter"
+    )
+    np.testing.assert_allclose(
+        np.asarray(target["data"][0]["y"], dtype=float), expected.target_probs
+    )
+    assert target["data"][0]["x"] == [0, 1, 2]
+    top = wait_for_figure(
+        duo, "prompt-lens-top", lambda f: f["data"] and f["data"][0]["type"] == "heatmap"
+    )
+    np.testing.assert_allclose(np.asarray(top["data"][0]["z"], dtype=float), expected.top_probs)
+    assert duo.find_element("#prompt-lens-summary").text.startswith(
+        f"position {expected.position} "
+    )
+    duo.find_element("#prompt-lens-position").send_keys("3")
+    wait_until(
+        duo,
+        lambda: duo.find_element("#prompt-lens-summary").text.startswith("position 3 "),
+        timeout=30,
+    )
+    assert duo.get_logs() == []

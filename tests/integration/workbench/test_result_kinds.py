@@ -99,6 +99,7 @@ BUILDERS = {
     "head_taxonomy": lambda zm: analysis.head_taxonomy(zm("tiny-induction")),
     "entropy_collapse": lambda zm: analysis.entropy_collapse(zm("tiny-ioi"), history=False),
     "entropy_bound": lambda zm: analysis.entropy_bound(zm("tiny-ioi"), history=False),
+    "logit_lens": lambda zm: analysis.logit_lens(zm("tiny-ioi"), PROMPT, k=3, task="ioi"),
     "loss_plateau": lambda zm: analysis.loss_plateau(zm("tiny-ioi"), n=2, new_tokens=2),
     "guidance": _guidance,
     "head_search": _head_search,

@@ -14,6 +14,12 @@ probabilities, a logit difference (IO − S when the task is ioi and the prompt 
 sentence, else top-1 − top-2) and its per-head direct logit attribution; with another task
 chosen, that task's own metric over its first prompts. Encoders get a note instead (MiniLM's
 masked-LM head is untrained). Shown under a loading spinner; any failure is a red alert.
+
+Logit lens panel (decoders; `analysis.logit_lens.logit_lens`), under the prediction: at one
+position (default the last; the input is bounded by the prompt's length) every layer's
+residual stream through the final norm and unembedding: the target's probability per layer
+(the IO name with task ioi on an IOI sentence, else the model's final top-1 there) and the top
+tokens per layer. A bad position is the panel's red alert (`prompt-lens-alert`).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ PAGE = {"path": "/", "name": "Model & prompt", "title": "Attention Workbench", "
 DEFAULT_PROMPT = selection.DEFAULT_PROMPT
 TOP_K = 10
 PREDICTION_GRAPHS = ("prompt-topk", "prompt-dla")
+LENS_GRAPHS = ("prompt-lens-target", "prompt-lens-top")
+LENS_K = 5
 
 
 def model_options(extra: str | None = None) -> list[dict[str, str]]:
@@ -171,8 +179,61 @@ def layout(**query: str) -> Any:
                 p="sm",
                 radius="md",
             ),
+            lens_panel(),
         ],
         gap="md",
+    )
+
+
+def lens_panel() -> Any:
+    """Logit lens: a position input (blank = last token) and its two figures."""
+    return dmc.Paper(
+        [
+            dmc.Text("Logit lens: what each layer would predict", fw=600),
+            dmc.NumberInput(
+                id="prompt-lens-position",
+                label="Position (token index; blank = last)",
+                value=None,
+                min=0,
+                allowDecimal=False,
+                w=260,
+            ),
+            html.Div(id="prompt-lens"),
+            dmc.SimpleGrid(
+                [
+                    figure_card(
+                        "prompt-lens-target",
+                        "Target probability per layer",
+                        figure=empty_figure("computing…"),
+                    ),
+                    figure_card(
+                        "prompt-lens-top", "Top tokens per layer", figure=empty_figure("computing…")
+                    ),
+                ],
+                cols=2,
+            ),
+        ],
+        withBorder=True,
+        p="sm",
+        radius="md",
+    )
+
+
+def lens_summary(lens: Any) -> Any:
+    """One line: where the lens looks, its target and the first layer ranking it top."""
+    first = [i for i, rank in enumerate(lens.target_ranks) if rank == 0]
+    where = f"layer {first[0]} ({lens.streams[first[0]]})" if first else "no layer"
+    return dmc.Text(
+        [
+            f"position {lens.position} ",
+            dmc.Code(visible_token(lens.token)),
+            " · target ",
+            dmc.Code(visible_token(lens.target), id="prompt-lens-target-token"),
+            f" ({lens.target_source}) · final probability {lens.target_probs[-1]:.3f} · "
+            f"first ranked top-1 at {where}",
+        ],
+        size="sm",
+        id="prompt-lens-summary",
     )
 
 
@@ -259,6 +320,58 @@ def register_callbacks(app: Any) -> None:
         topk = keep_figure(session, "prompt-topk", pred.plot("top_k"), label=model.name)
         dla = keep_figure(session, "prompt-dla", pred.plot("dla"), label=model.name)
         return prediction_summary(pred, note), topk, dla
+
+    for graph in LENS_GRAPHS:
+        register_figure_export(app, graph)
+
+    @app.callback(
+        Output("prompt-lens", "children"),
+        Output("prompt-lens-target", "figure"),
+        Output("prompt-lens-top", "figure"),
+        Output("prompt-lens-position", "max"),
+        Input("prompt-model", "value"),
+        Input("prompt-text", "value"),
+        Input("prompt-task", "value"),
+        Input("prompt-lens-position", "value"),
+        State("session-id", "data"),
+    )
+    def show_lens(model_name: Any, prompt: Any, task: Any, position: Any, session: Any) -> Any:
+        from analysis.logit_lens import logit_lens
+
+        blank = empty_figure("no logit lens")
+        top = no_update
+        try:
+            prompt = check.text(
+                "" if prompt is None else prompt, "prompt", selection.MAX_PROMPT_CHARS
+            )
+            model = state.open_model(model_name)
+            if not model.is_causal:
+                for graph in LENS_GRAPHS:
+                    keep_figure(session, graph, None)
+                note = info_alert(
+                    f"{model.name} is an encoder: no trained LM head, so no logit lens.",
+                    title="No logit lens",
+                )
+                return note, blank, blank, top
+            n_tokens = int(model.to_tokens(prompt).shape[1])
+            top = max(n_tokens - 1, 0)
+            index = check.optional_whole(position, "position", n_tokens)
+            with state.model_lock(model.name):
+                lens = logit_lens(
+                    model,
+                    prompt,
+                    position=-1 if index is None else index,
+                    k=LENS_K,
+                    task="ioi" if task == "ioi" else None,
+                )
+        except Exception as err:  # noqa: BLE001 - shown to the user
+            for graph in LENS_GRAPHS:
+                keep_figure(session, graph, None)
+            alert = error_alert(err, title="No logit lens", id="prompt-lens-alert")
+            return alert, blank, blank, top
+        target = keep_figure(session, "prompt-lens-target", lens.plot("target"), label=model.name)
+        tops = keep_figure(session, "prompt-lens-top", lens.plot("top_tokens"), label=model.name)
+        return lens_summary(lens), target, tops, top
 
     selection.register_writer(
         app,
