@@ -52,6 +52,7 @@ class GridLayout:
 
 
 def check_scope(scope: object) -> str:
+    """The grid scope ("layer" or "all"), or ValueError naming a bad one."""
     if not isinstance(scope, str) or scope not in SCOPES:
         raise ValueError(f"grid scope: expected one of {', '.join(SCOPES)}, got {scope!r}")
     return scope
