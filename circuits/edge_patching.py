@@ -52,7 +52,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from circuits.graph import Graph, build_graph, head_node, mlp_node, supports_edges
-from circuits.residual_additivity import check_additive_residual
+from circuits.residual_additivity import check_additive_residual, check_writer_sum
 from workbench.adapters.modules import hf_module
 from workbench.adapters.parallel_blocks import is_parallel, mlp_norm
 
@@ -131,6 +131,8 @@ class EdgePatcher:
             for layer in range(model.n_layers)
             if self.graph.has_mlp
         }
+        if not self.post_ln:
+            check_writer_sum(self)  # the per-head split must add up to the model's own residual
 
     def _init_post_ln(self, bridge) -> None:
         """LayerNorm stages of a post-LN encoder: embed_ln, then ln1/ln2 of every layer."""

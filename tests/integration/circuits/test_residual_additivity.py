@@ -14,7 +14,9 @@ import pytest
 import torch
 
 import circuits
-from circuits.residual_additivity import additivity_gap
+from circuits.edge_patching import EdgePatcher
+from circuits.graph import build_graph
+from circuits.residual_additivity import additivity_gap, writer_sum_gap
 from tests.integration.adapters.family_checkpoints import build_checkpoint, build_model
 from workbench import load_model
 from workbench.tasks import make_task
@@ -74,3 +76,10 @@ def test_edge_methods_refuse_post_sublayer_norms(tmp_path_factory, method):
 @pytest.mark.parametrize("name", ["tiny-ioi", "tiny-induction", "planted-induction-llama"])
 def test_zoo_models_are_additive(zoo_model, name):
     assert additivity_gap(zoo_model(name)) < 1e-6
+
+
+@pytest.mark.parametrize("family", ["gpt2", "gpt_neox", "falcon", "gpt_bigcode", "granite"])
+def test_writer_outputs_sum_to_the_final_residual(tmp_path, family):
+    model = load_model(str(build_checkpoint(family, tmp_path / family)))
+    patcher = EdgePatcher(model, build_graph(model))
+    assert writer_sum_gap(patcher) < 1e-5
