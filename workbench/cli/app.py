@@ -3,7 +3,7 @@
 Checkpoints never run their own code unless `--trust-remote-code` is given here; the browser
 cannot turn it on. The browser opens checkpoint folders only inside `--models-dir` folders
 (default: the current folder) and hub ids only with `--allow-hub`. Requests are answered only when their Host header names 127.0.0.1,
-localhost, [::1], the `--host` served on, or an `--allow-host` name (against DNS rebinding).
+localhost, [::1], the `--host` served on, or an `--allow-host` name (against DNS rebinding). The per-request access log is off unless `--access-log` is given.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         allowed_hosts=list(args.allow_host),
         models_dirs=_folders(args.models_dir),
         allow_hub=args.allow_hub,
+        access_log=args.access_log,
     )
     return 0
 
@@ -68,6 +69,11 @@ def register(sub, json_flag) -> None:
         "--allow-hub",
         action="store_true",
         help="let the browser load hub ids (downloads; off by default)",
+    )
+    app.add_argument(
+        "--access-log",
+        action="store_true",
+        help="print one line per HTTP request (off by default: the log stays quiet)",
     )
     app.add_argument(
         "--trust-remote-code",

@@ -11,7 +11,9 @@ URL) and the background-job manager (`workbench.ui.jobs`). The navigation link o
 being shown is bold and underlined (class `nav-active`), set clientside from the pathname.
 
 `serve()` runs the development server on 127.0.0.1:8050, saying on stdout when it starts
-loading models and, once ready, the address it serves (`startup_message`). The dashboard has no
+loading models and, once ready, the address it serves (`startup_message`); its per-request
+access log is off unless asked for (`access_log=True`, `workbench app --access-log`). Each
+background job's state shows in its page (`jobs.register_job_state`). The dashboard has no
 authentication, so it warns when asked to listen on a non-loopback address. Every request
 first passes `workbench.ui.request_guard`: a Host allowlist (127.0.0.1, localhost, [::1], the
 `--host` served on and any `allowed_hosts`; others get 421, against DNS rebinding) and a body
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Iterable
@@ -76,6 +79,7 @@ def create_app(
         dash.register_page(page.__name__, layout=page.layout, **page.PAGE)
         if hasattr(page, "register_callbacks"):
             page.register_callbacks(app)
+    jobs.register_job_state(app)
     request_guard.install(app.server, hosts, max_body_bytes=max_body_bytes)
     selection.register_url_sync(app, {_nav_id(page): page.PAGE["path"] for page in PAGES})
     _register_nav_highlight(app)
@@ -154,6 +158,7 @@ def serve(
     allowed_hosts: Iterable[str] = (),
     models_dirs: Iterable[str] = (),
     allow_hub: bool = False,
+    access_log: bool = False,
 ) -> None:
     """Build the app and serve it at http://host:port until interrupted.
 
@@ -161,7 +166,8 @@ def serve(
     only the command line can turn it on). Requests are answered when their Host is a
     loopback name, `host` itself or one of `allowed_hosts`. A browser may open checkpoint
     folders only inside `models_dirs` (default: the current folder) and hub ids only with
-    `allow_hub`.
+    `allow_hub`. The per-request access log (werkzeug's, one line per request, progress polls
+    included) is off unless `access_log`; warnings and errors are always logged.
     """
     extra = [host, *allowed_hosts]
     request_guard.allowed_hosts(extra)  # ValueError for a bad name, before anything starts
@@ -188,7 +194,13 @@ def serve(
     start_server()  # one kaleido (headless chromium) for every export
     app = create_app(allowed_hosts=extra)
     print(startup_message(host, port), flush=True)
+    quiet_access_log(not access_log)
     app.run(host=host, port=port, debug=debug)
+
+
+def quiet_access_log(quiet: bool = True) -> None:
+    """Silence (or restore) werkzeug's per-request access log; its warnings and errors stay."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 def dashboard_url(host: str, port: int) -> str:
