@@ -114,6 +114,15 @@ def save_if_asked(
     payload["run_id"] = store.save(result, config=config)
 
 
+def report_result(args: argparse.Namespace, result: Any, text: Callable[[Any], str]) -> int:
+    """The usual end of a subcommand: the result's `summary()`, stored with `--save`, printed
+    as JSON or `text`; exit code 0."""
+    payload = result.summary()
+    save_if_asked(args, payload, result)
+    emit(payload, as_json=args.json, text=text)
+    return 0
+
+
 def saved_line(payload: dict) -> list[str]:
     """The text-mode line naming the stored run, when there is one."""
     return [f"saved as run {payload['run_id']}"] if "run_id" in payload else []

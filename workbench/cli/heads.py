@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from workbench.cli._common import add_save_arguments, emit, save_if_asked, saved_line
+from workbench.cli._common import add_save_arguments, report_result, saved_line
 
 
 def _text(payload: dict[str, Any]) -> str:
@@ -42,10 +42,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         seed=args.seed,
     )
-    payload = result.summary()
-    save_if_asked(args, payload, result)
-    emit(payload, as_json=args.json, text=_text)
-    return 0
+    return report_result(args, result, _text)
 
 
 def register(sub, json_flag) -> None:

@@ -15,9 +15,8 @@ from typing import Any
 
 from workbench.cli._common import (
     add_save_arguments,
-    emit,
     positive_int,
-    save_if_asked,
+    report_result,
     saved_line,
 )
 
@@ -45,10 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--new-tokens: expected an integer >= 2, got {args.new_tokens}")
     model = load_model(args.model)
     result = loss_plateau(model, prompts=args.prompt, n=args.n, new_tokens=args.new_tokens)
-    payload = result.summary()
-    save_if_asked(args, payload, result)
-    emit(payload, as_json=args.json, text=_text)
-    return 0
+    return report_result(args, result, _text)
 
 
 def register(sub, json_flag) -> None:
