@@ -14,7 +14,7 @@ import torch
 from circuits.circuit import Circuit
 from circuits.graph import Graph
 from workbench.cli import main
-from workbench.ui import circuit_runs, create_app
+from workbench.ui import circuit_runs
 from workbench.ui.callback_client import post_callback
 from workbench.ui.pages import circuits as page
 
@@ -26,20 +26,6 @@ GRAPH_OUTPUTS = [
 ]
 TOP_OUTPUTS = [*GRAPH_OUTPUTS, "circuits-top.error"]
 LINK_OUTPUTS = ["circuits-node-link.children", "circuits-error.children"]
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return create_app(
-        preload=["tiny-ioi"],
-        store=str(tmp_path_factory.mktemp("store")),
-        jobs_folder=str(tmp_path_factory.mktemp("jobs")),
-    )
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return app.server.test_client()
 
 
 @pytest.fixture(scope="module")

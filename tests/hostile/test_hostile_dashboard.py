@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 import pytest
 
 from workbench.export import FIGURE_FORMATS, figure_bytes
-from workbench.ui import create_app, state
+from workbench.ui import state
 from workbench.ui.callback_client import post_callback
 from workbench.ui.components import NOTHING_TO_EXPORT
 
@@ -47,20 +47,6 @@ HEAD_INPUTS = {
 PNG_1x1 = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 )
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return create_app(
-        preload=["tiny-ioi"],
-        store=str(tmp_path_factory.mktemp("store")),
-        jobs_folder=str(tmp_path_factory.mktemp("jobs")),
-    )
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return app.server.test_client()
 
 
 @pytest.fixture(scope="module")

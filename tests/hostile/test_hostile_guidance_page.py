@@ -16,7 +16,6 @@ import uuid
 import numpy as np
 import pytest
 
-from workbench.ui import create_app
 from workbench.ui.callback_client import post_callback
 from workbench.ui.guidance_search import search_job
 
@@ -39,20 +38,6 @@ OK = {
     "guidance-w.value": 1.5,
 }
 NOT_ONE_OF = "is not one of induction_copy, ioi_logit_diff, ioi_logprob, ioi_top1"
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return create_app(
-        preload=["tiny-ioi"],
-        store=str(tmp_path_factory.mktemp("store")),
-        jobs_folder=str(tmp_path_factory.mktemp("jobs")),
-    )
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return app.server.test_client()
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,12 @@ import uuid
 
 import pytest
 
-from workbench.ui import create_app
 from workbench.ui.callback_client import post_callback
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
 QUERY = {"model": "tiny-ioi", "prompt": PROMPT}
 GRID = ["attention-grid.figure", "attention-error.children"]
 LOCK = ["attention-error.children", "attention-layer.value", "attention-head.value"]
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return create_app(preload=["tiny-ioi"], store=str(tmp_path_factory.mktemp("store")))
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from analysis.statistics.attention_stats import attention_stats
 from analysis.steering.head_hunter import HeadHunter
 from analysis.steering.head_perturbation import HeadPerturbation
 from workbench.cli import main
-from workbench.ui import create_app
 from workbench.ui.callback_client import post_callback
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -144,15 +143,6 @@ def test_cli_heads_exit_2_with_one_line(capsys, argv, message):
     assert code == 2
     assert "Traceback" not in err
     assert err.splitlines() == [f"workbench: error: {message}"]
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return create_app(
-        preload=["tiny-ioi"],
-        store=str(tmp_path_factory.mktemp("store")),
-        jobs_folder=str(tmp_path_factory.mktemp("jobs")),
-    )
 
 
 @pytest.mark.parametrize(

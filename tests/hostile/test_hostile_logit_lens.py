@@ -11,7 +11,6 @@ import uuid
 import pytest
 
 from analysis.logit_lens import logit_lens
-from workbench.ui import create_app
 from workbench.ui.callback_client import post_callback
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -47,11 +46,6 @@ def test_logit_lens_refuses_with_a_named_error(zoo_model, model, kwargs, message
     with pytest.raises(ValueError) as caught:
         logit_lens(zoo_model(model), prompt, **kwargs)
     assert message in str(caught.value)
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return create_app(preload=["tiny-ioi"], store=str(tmp_path_factory.mktemp("store")))
 
 
 def _post(app, model, prompt, position):

@@ -10,7 +10,6 @@ import uuid
 import pytest
 
 from analysis.prediction import predict, task_metric
-from workbench.ui import create_app
 from workbench.ui.callback_client import post_callback
 
 PROMPT = "When Mary and John went to the store, John gave a drink to"
@@ -37,11 +36,6 @@ def test_predict_refuses_with_a_named_error(zoo_model, model, kwargs, error, mes
 def test_an_unknown_task_is_named(zoo_model):
     with pytest.raises(ValueError, match="task: unknown task 'nope'"):
         task_metric(zoo_model("tiny-ioi"), "nope")
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return create_app(preload=["tiny-ioi"], store=str(tmp_path_factory.mktemp("store")))
 
 
 @pytest.mark.parametrize(

@@ -14,25 +14,11 @@ import shutil
 
 import pytest
 
-from workbench.ui import create_app, request_guard, state
+from workbench.ui import request_guard, state
 from workbench.ui.callback_client import post_callback
 from workbench.zoo import CHECKPOINT_DIR
 
 LOAD_OUTPUTS = ["prompt-model.data", "prompt-model.value", "prompt-load-status.children"]
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    return create_app(
-        preload=["tiny-ioi"],
-        store=str(tmp_path_factory.mktemp("store")),
-        jobs_folder=str(tmp_path_factory.mktemp("jobs")),
-    )
-
-
-@pytest.fixture(scope="module")
-def client(app):
-    return app.server.test_client()
 
 
 @pytest.fixture(scope="module")
