@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.anatomy.probe_data import check_texts
 from analysis.training_dynamics import bound_math as bm
 from analysis.training_dynamics.checkpoints import checkpoints
 from analysis.training_dynamics.rotated_qk import qk_hook_names, rotated_qk
@@ -273,17 +274,6 @@ def prompt_bounds(model: Model, texts: list[str]) -> tuple[pd.DataFrame, bool]:
     return pd.concat(frames, ignore_index=True), rotary
 
 
-def _check_texts(texts: Any) -> list[str]:
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, list | tuple) or not texts:
-        raise ValueError("texts: expected a non-empty list of prompts")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"texts: item {i} is not a non-empty string")
-    return list(texts)
-
-
 def _default_texts(model: Model) -> list[str]:
     from analysis.anatomy.probe_data import natural_texts
 
@@ -299,7 +289,7 @@ def entropy_bound(
         texts: prompts (default: four IOI-template English sentences that fit the context).
         history: also check every training snapshot under `<checkpoint>/history/`.
     """
-    texts = _default_texts(model) if texts is None else _check_texts(texts)
+    texts = _default_texts(model) if texts is None else check_texts(texts)
     for i, text in enumerate(texts):  # before any snapshot is loaded
         if model.to_tokens(text).shape[1] > model.n_ctx:
             raise ValueError(f"texts: item {i} does not fit the context of {model.n_ctx} tokens")
