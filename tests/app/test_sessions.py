@@ -109,6 +109,7 @@ def test_app_command_passes_trust_remote_code_only_when_asked(monkeypatch):
         "allowed_hosts": [],
         "models_dirs": [],
         "allow_hub": False,
+        "access_log": False,
     }
     assert calls[1]["trust_remote_code"] is True and calls[1]["host"] == "0.0.0.0"
     assert calls[2]["allowed_hosts"] == ["box.lan", "10.0.0.7"]

@@ -21,7 +21,11 @@ Caveats (Dash's DiskcacheManager): a job runs in a forked process, so
 - its return value is pickled: return JSON-ready values, and hand results back through the
   run store (the job saves, the server loads by run id);
 - Cancel terminates the process; a run it was writing stays 'running' until the store's
-  `cleanup()` marks it abandoned (its writer pid is dead).
+  `cleanup()` marks it abandoned (its writer pid is dead);
+- torch's OpenMP thread pool does not survive a fork: a child that computes with the
+  parent's pool size deadlocks in its first parallel op once the server has run any
+  multi-threaded torch op. Every forked child therefore sets torch to one thread before
+  it runs anything (`_one_torch_thread_in_child`, registered at import).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -55,6 +60,7 @@ class JobManager(DiskcacheManager):
     """
 
     def make_job_fn(self, fn: Callable[..., Any], progress: Any, key: Any = None) -> Any:
+        """Dash's job function around `fn`, which also marks the job done when `fn` returns."""
         handle = self.handle
 
         @functools.wraps(fn)
@@ -95,6 +101,16 @@ class JobManager(DiskcacheManager):
     def cancel_outcome(self, job: Any) -> str | None:
         """What `terminate_job(job)` found, or None if it was never asked to stop `job`."""
         return self.handle.get(_key("outcome", job))
+
+
+def _one_torch_thread_in_child() -> None:
+    """In a forked child, run torch on one thread: the parent's OpenMP pool is gone there."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_torch_thread_in_child)
 
 
 def _key(what: str, job: Any) -> str:

@@ -39,8 +39,15 @@ def _attack(set_progress, steps: int, session: str | None = None) -> dict:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
+    import torch
+
     state.configure(store=str(tmp_path_factory.mktemp("store")))
     state.open_model("tiny-ioi")  # loaded before the fork, as in the dashboard
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a served dashboard runs torch on several threads before it forks
+    torch.randn(256, 256) @ torch.randn(256, 256)  # start the OpenMP pool the child inherits
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -48,7 +55,7 @@ def manager(tmp_path):
     return jobs.manager(str(tmp_path / "jobs"))
 
 
-def _wait(condition, what: str, limit: int = 600_000):
+def _wait(condition, what: str, limit: int = 12_000):
     """Poll `condition()` until it is truthy (bounded by a count of polls, not a clock)."""
     import time
 
