@@ -18,6 +18,7 @@ method: runtime, forward/backward passes (the `Circuit` config's counts) and pea
   default minibatches (sized so one minibatch's writer differences stay under 64 MB);
 - `eap-before`, `eap-ig-before`: the weight-gradient formulation they replaced
   (`circuits.attribution_reference`) with the old default minibatch (all 8 prompts);
+- `atp*`: AtP* (`circuits.atp_star`: QK fix and GradDrop) with its default minibatch;
 - `activation`: node activation patching (resample), every node;
 - `path-sampled`: path patching of a random sample of edges, the exhaustive cost extrapolated
   (fixed cost + per-edge cost x edges);
@@ -230,6 +231,11 @@ def worker(args) -> dict:
         circuit = fn(model, task, batch_size=bs, **options)
         passes = {k: circuit.config[k] for k in ("n_forward", "n_backward")}
         bs = circuit.config["batch_size"]
+    elif args.method == "atp*":
+        from circuits.atp_star import atp_star
+
+        circuit = atp_star(model, task, batch_size=bs)
+        passes = {k: circuit.config.get(k) for k in ("n_forward", "n_backward")}
     elif args.method in ("eap-before", "eap-ig-before"):
         _, passes = legacy_eap(model, task, 1 if args.method == "eap-before" else 5, bs)
     elif args.method == "activation":
@@ -305,7 +311,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, nargs="+", default=[8])
     parser.add_argument("--prompts-only", action="store_true", help="only the --prompts runs")
     parser.add_argument(
-        "--methods", nargs="+", default=["eap", "eap-ig"], choices=["eap", "eap-ig"]
+        "--methods", nargs="+", default=["eap", "eap-ig"], choices=["eap", "eap-ig", "atp*"]
     )
     parser.add_argument(
         "--quick", action="store_true", help="GPT-2 small: before/after and TL only"
