@@ -49,7 +49,7 @@ STAT_NAMES = (
 )
 DEFAULT_STATS = STAT_NAMES[:-1]
 SCALAR_STATS = STAT_NAMES[:6]  # one float per query row
-BACKENDS = ("auto", "triton", "chunked", "reference")
+BACKENDS = ("auto", "triton", "chunked", "augmented", "reference")
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 # Scores (raw q.k and scaled) must stay far below float32's 3.4e38: the Triton kernel starts its
 # running max at -1e30 (log2 units) and the online softmax multiplies score gaps by row sums.
@@ -103,7 +103,7 @@ class AttentionConfig:
 
     causal: bool
     sm_scale: float
-    backend: str  # resolved: "triton" | "chunked" | "reference"
+    backend: str  # resolved: "triton" | "chunked" | "augmented" | "reference"
     stats: tuple[str, ...]  # requested names, in STAT_NAMES order
     key_lengths: torch.Tensor | None  # int64 [batch] on q's device
     sink_tokens: int
@@ -211,6 +211,8 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
         raise ValueError(f"backend: unknown {backend!r}; choose one of {list(BACKENDS)}")
     if backend == "auto":
         return "triton" if device.type == "cuda" else "chunked"
+    if backend == "augmented" and device.type != "cpu":
+        raise ValueError("backend: 'augmented' uses torch's CPU flash kernel; needs CPU tensors")
     if backend == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ValueError(
             "backend: 'triton' needs CUDA tensors (or TRITON_INTERPRET=1 set before triton is "

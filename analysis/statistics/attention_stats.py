@@ -52,7 +52,9 @@ def attention_stats(
         model: a loaded `workbench.Model`.
         prompts: one prompt or a list of prompts (each non-empty, within the model's context).
         backend: kernel backend, "auto" (Triton on CUDA, chunked torch on CPU), "triton",
-            "chunked" or "reference" (float64 eager, for checks).
+            "chunked", "augmented" (CPU flash kernel plus augmented values; falls back to
+            chunked for what it cannot serve exactly) or "reference" (float64 eager, for
+            checks).
         stats: statistic names from `kernels.STAT_NAMES`; None -> `kernels.DEFAULT_STATS`
             (every scalar plus "distance_hist"); add "block_mass" for block-mass maps.
         batch_size: prompts per forward pass.
