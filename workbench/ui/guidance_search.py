@@ -45,8 +45,10 @@ def objective_options() -> list[dict[str, str]]:
     ]
 
 
-def search_controls() -> Any:
-    """Objective selector, number of prompts and rounds, and the objective's description."""
+def search_controls(settings: dict[str, Any] | None = None) -> Any:
+    """Objective selector, number of prompts and rounds (initial values from `settings`, the
+    page's checked URL settings), and the objective's description."""
+    settings = settings or {}
     return dmc.Stack(
         [
             dmc.Group(
@@ -55,14 +57,14 @@ def search_controls() -> Any:
                         id="guidance-objective",
                         label="Search objective (scored on the guided output)",
                         data=objective_options(),
-                        value=DEFAULT_OBJECTIVE,
+                        value=settings.get("objective", DEFAULT_OBJECTIVE),
                         w=300,
                         allowDeselect=False,
                     ),
                     dmc.NumberInput(
                         id="guidance-prompts",
                         label="Objective prompts",
-                        value=16,
+                        value=settings.get("n", 16),
                         min=SEARCH_PROMPTS[0],
                         max=SEARCH_PROMPTS[1],
                         w=140,
@@ -70,7 +72,7 @@ def search_controls() -> Any:
                     dmc.NumberInput(
                         id="guidance-rounds",
                         label="Rounds",
-                        value=2,
+                        value=settings.get("rounds", 2),
                         min=SEARCH_ROUNDS[0],
                         max=SEARCH_ROUNDS[1],
                         w=90,

@@ -62,6 +62,7 @@ CAPTION = (
 
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
+    settings = selection.parse_page("circuits", query)
     model_name = selected.get("model", selection.DEFAULT_MODEL)
     tasks, default = circuit_runs.tasks_for(model_name)
     task = selected.get("task") if selected.get("task") in tasks else default
@@ -73,22 +74,32 @@ def layout(**query: str) -> Any:
                     id="circuits-corruption",
                     label="IOI corruption",
                     data=CORRUPTIONS,
-                    value="s2",
+                    value=settings.get("corruption", "s2"),
                     w=120,
                 ),
                 id="circuits-corruption-box",
                 style=_shown(task == "ioi"),
             ),
-            dmc.Select(id="circuits-method", label="Method", data=METHODS, value="eap", w=140),
+            dmc.Select(
+                id="circuits-method",
+                label="Method",
+                data=METHODS,
+                value=settings.get("method", "eap"),
+                w=140,
+            ),
             dmc.NumberInput(
                 id="circuits-n",
                 label="Prompts",
-                value=16,
+                value=settings.get("n", 16),
                 min=1,
                 max=circuit_runs.MAX_PROMPTS,
                 w=100,
             ),
-            dmc.Switch(id="circuits-reference", label="Exhaustive reference (ROC)", checked=False),
+            dmc.Switch(
+                id="circuits-reference",
+                label="Exhaustive reference (ROC)",
+                checked=settings.get("reference", False),
+            ),
         ],
         align="flex-end",
     )
@@ -109,7 +120,8 @@ def layout(**query: str) -> Any:
         min=0,
         max=1,
         step=1 / SLIDER_STEPS,
-        value=0,
+        value=settings.get("threshold", 0),
+        drag_value=settings.get("threshold", 0),
         marks={0: "0 (top N)", 0.5: "0.5", 1: "max |score|"},
         tooltip={"placement": "bottom"},
         updatemode="mouseup",
@@ -125,7 +137,7 @@ def layout(**query: str) -> Any:
     return dmc.Stack(
         [
             selection.query_store("circuits", query),
-            dcc.Store(id="circuits-job"),
+            dcc.Store(id="circuits-job", data=_linked_run(settings)),
             page_header("Circuits", "Trace which edges carry a task, then prune by |score|."),
             dmc.Text(["model ", dmc.Code(model_name)], size="sm"),
             controls,
@@ -154,6 +166,12 @@ def layout(**query: str) -> Any:
         ],
         gap="sm",
     )
+
+
+def _linked_run(settings: dict[str, Any]) -> dict[str, str] | None:
+    """The job answer a `run=<id>` link stands for (the run is opened, session-checked, by
+    `show_circuit` on the page's first call), or None."""
+    return {"run_id": settings["run"]} if "run" in settings else None
 
 
 def _current(session: str) -> dict[str, Any] | None:
@@ -245,7 +263,19 @@ def _node_link(click: Any, query: Any) -> Any:
 
 
 def register_callbacks(app: Any) -> None:
-    selection.register_writer(app, "circuits", {"task": ("circuits-task", "value")})
+    selection.register_writer(
+        app,
+        "circuits",
+        {
+            "task": ("circuits-task", "value"),
+            "method": ("circuits-method", "value"),
+            "corruption": ("circuits-corruption", "value"),
+            "n": ("circuits-n", "value"),
+            "reference": ("circuits-reference", "checked"),
+            "threshold": ("circuits-threshold", "value"),
+            "run": ("circuits-job", "data"),
+        },
+    )
     for graph in GRAPHS:
         register_figure_export(app, graph)
 
@@ -303,7 +333,8 @@ def register_callbacks(app: Any) -> None:
         try:
             session = state.check_session(session)
             fraction = _fraction(fraction)
-            if ctx.triggered_id == "circuits-job" and job is not None:
+            opening = ctx.triggered_id is None  # the first call: a `run=` link's job store
+            if (opening or ctx.triggered_id == "circuits-job") and job is not None:
                 run_id = check.job_run_id(job, "trace")
                 state.put_result(session, "circuit", circuit_runs.load_run(run_id, session=session))
             elif ctx.triggered_id == "circuits-upload" and upload is not None:

@@ -20,8 +20,9 @@ search request is checked in an ordinary callback before the background job star
 in the job); the job's run must be a head-search run of this session. Figures are kept for
 the exports (`keep_figure`). Ids are prefixed `guidance-`.
 
-The page keeps only the shared selection (model, prompt, layer, head) in the URL, like the
-other job pages; its own controls (method, u, w, objective, ...) are not in the URL.
+The URL keeps the shared selection and the page's controls (`selection.PAGE_KEYS["guidance"]`:
+heads, method, tokens, u, w, objective, n, rounds) and, after a head search, `run=<its run>`:
+opening such a link shows that search again (a head-search run of this browser session only).
 """
 
 from __future__ import annotations
@@ -66,12 +67,16 @@ MAX_NEW_TOKENS = 64
 
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
+    settings = selection.parse_page("guidance", query)
     model_name, prompt = selection.model_and_prompt(selected)
+    options = head_options(model_name)
     first = (
         [str(Head(selected["layer"], selected["head"]))]
         if "layer" in selected and "head" in selected
         else []
     )
+    if "heads" in settings:  # the URL's heads, those of this model
+        first = [h for h in settings["heads"] if h in options]
     controls = dmc.Stack(
         [
             dmc.Group(
@@ -79,7 +84,7 @@ def layout(**query: str) -> Any:
                     dmc.MultiSelect(
                         id="guidance-heads",
                         label="Heads",
-                        data=head_options(model_name),
+                        data=options,
                         value=first,
                         w=360,
                         searchable=True,
@@ -89,11 +94,16 @@ def layout(**query: str) -> Any:
                         id="guidance-method",
                         label="Perturbation",
                         data=METHODS,
-                        value="identity",
+                        value=settings.get("method", "identity"),
                         w=150,
                     ),
                     dmc.NumberInput(
-                        id="guidance-tokens", label="New tokens", value=8, min=1, max=64, w=110
+                        id="guidance-tokens",
+                        label="New tokens",
+                        value=settings.get("tokens", 8),
+                        min=1,
+                        max=64,
+                        w=110,
                     ),
                 ],
                 align="flex-end",
@@ -104,7 +114,7 @@ def layout(**query: str) -> Any:
                 min=0,
                 max=1,
                 step=0.05,
-                value=1.0,
+                value=settings.get("u", 1.0),
                 marks=[{"value": v, "label": str(v)} for v in (0, 0.5, 1)],
             ),
             dmc.Text("w: guidance scale (0 = plain decoding)", size="sm", mt="md"),
@@ -113,7 +123,7 @@ def layout(**query: str) -> Any:
                 min=0,
                 max=5,
                 step=0.1,
-                value=1.5,
+                value=settings.get("w", 1.5),
                 marks=[{"value": v, "label": str(v)} for v in (0, 1, 2, 3, 4, 5)],
             ),
         ],
@@ -143,7 +153,7 @@ def layout(**query: str) -> Any:
             ),
             dmc.Text([dmc.Code(model_name), " · ", prompt[:160]], size="sm"),
             controls,
-            search_controls(),
+            search_controls(settings),
             dmc.Group(
                 [
                     dmc.Button("Generate", id="guidance-generate"),
@@ -155,7 +165,10 @@ def layout(**query: str) -> Any:
                 mt="lg",
             ),
             dcc.Store(id="guidance-search-request"),
-            dcc.Store(id="guidance-job"),
+            dcc.Store(
+                id="guidance-job",
+                data={"run_id": settings["run"]} if "run" in settings else None,
+            ),
             html.Div(id="guidance-error"),
             outputs,
             figure_card("guidance-shift", "Logit shift per step"),
@@ -168,7 +181,21 @@ def layout(**query: str) -> Any:
 
 
 def register_callbacks(app: Any) -> None:
-    selection.register_writer(app, "guidance", {})
+    selection.register_writer(
+        app,
+        "guidance",
+        {
+            "heads": ("guidance-heads", "value"),
+            "method": ("guidance-method", "value"),
+            "tokens": ("guidance-tokens", "value"),
+            "u": ("guidance-u", "value"),
+            "w": ("guidance-w", "value"),
+            "objective": ("guidance-objective", "value"),
+            "n": ("guidance-prompts", "value"),
+            "rounds": ("guidance-rounds", "value"),
+            "run": ("guidance-job", "data"),
+        },
+    )
     register_figure_export(app, "guidance-shift")
 
     @app.callback(
@@ -274,11 +301,15 @@ def register_callbacks(app: Any) -> None:
         Output("guidance-error", "children", allow_duplicate=True),
         Input("guidance-job", "data"),
         State("session-id", "data"),
-        prevent_initial_call=True,
+        prevent_initial_call="initial_duplicate",  # a `run=` link fills the job store
     )
     def show_search(job, session) -> Any:
+        from dash import ctx
+
         from analysis.steering.head_search_result import HeadSearchResult
 
+        if job is None and ctx.triggered_id is None:  # the page's first call, no run linked
+            return no_update, no_update, no_update, no_update, no_update
         keep_figure(session, "guidance-comparison", None)
         try:
             session = state.check_session(session)

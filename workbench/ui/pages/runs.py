@@ -13,6 +13,11 @@ stored figure. A link naming no published run of this server's store (malformed,
 too long, unknown, still running) gets the page's red alert; ids are checked against the
 store's name rule before the store is asked, so a link can never reach a path. The address bar
 keeps `run=<chosen run>` next to the shared selection (set after the shell's URL sync).
+Runs made on a page (attention statistics, circuits, head searches, attacks) also get a
+"reopen" link (`reopen_link`): the page that made the run, with the run's model, its stored
+settings as that page's URL settings (`selection.PAGE_KEYS`) and, for the job pages, `run=<id>`
+so the page shows that run again (job runs open only in the browser session that made them;
+attention statistics are recomputed from the same model, prompt and key block).
 
 Every callback checks its inputs (the switch must be a boolean, the session one we issued, the
 run one that is listed) and answers bad ones, and store failures (an unreadable store folder, a
@@ -51,6 +56,48 @@ FIRST_SETTINGS = ("method", "task", "objective", "prompt")
 def permalink(run_id: str) -> str:
     """The URL path that reopens `run_id` on this page."""
     return f"{PAGE['path']}?run={run_id}"
+
+
+REOPEN = {  # run kind -> (page, {config key: that page's URL key})
+    "attention_stats": ("attention", {"prompt": "prompt", "mass_block": "block"}),
+    "circuit": (
+        "circuits",
+        {
+            "task": "task",
+            "method": "method",
+            "n_prompts": "n",
+            "reference": "reference",
+            "corruption": "corruption",
+        },
+    ),
+    "head_search": (
+        "guidance",
+        {k: k for k in ("objective", "n", "rounds", "method", "u", "w")},
+    ),
+    "attack": (
+        "attacks",
+        {k: k for k in ("objective", "heads", "weight", "steps", "n_adv", "n_prompts", "seed")},
+    ),
+}
+
+
+def reopen_link(run: Any) -> tuple[str, str] | None:
+    """(page name, URL) reopening `run` on the page that made it in the state it was saved
+    (None for a kind no page makes). Stored values a page would refuse are left out."""
+    target = REOPEN.get(run.kind)
+    if target is None:
+        return None
+    page, names = target
+    values = {"model": run.model}
+    values |= {key: run.config[old] for old, key in names.items() if old in run.config}
+    if page != "attention":  # the job pages load the run itself
+        values["run"] = run.run_id
+    return page.capitalize(), selection.page_url(page, values)
+
+
+def _reopen_anchor(run: Any, id: str) -> Any:
+    link = reopen_link(run)
+    return None if link is None else dmc.Anchor(f"reopen on {link[0]}", href=link[1], id=id)
 
 
 def settings_text(config: dict[str, Any]) -> str:
@@ -98,7 +145,15 @@ def runs_table(runs: list[Any]) -> Any:
                 dmc.TableTd(r.created_at.strftime("%Y-%m-%d %H:%M:%S")),
                 dmc.TableTd(", ".join(r.tables)),
                 dmc.TableTd(
-                    dmc.Anchor("permalink", href=permalink(r.run_id), id=f"runs-link-{r.run_id}")
+                    dmc.Stack(
+                        [
+                            dmc.Anchor(
+                                "permalink", href=permalink(r.run_id), id=f"runs-link-{r.run_id}"
+                            ),
+                            _reopen_anchor(r, f"runs-reopen-{r.run_id}"),
+                        ],
+                        gap=0,
+                    )
                 ),
             ],
             id=f"runs-row-{r.run_id}",
@@ -226,6 +281,7 @@ def _opened(session: Any, run_id: str) -> tuple[Any, Any]:
         [
             dmc.Text(f"opened {run_id}", size="sm"),
             dmc.Anchor("permalink", href=permalink(run_id), size="sm", id="runs-permalink"),
+            _reopen_anchor(state.run_store().get_run(run_id), "runs-reopen"),
         ],
         gap="xs",
         id="runs-opened",
