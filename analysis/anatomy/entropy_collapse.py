@@ -125,7 +125,7 @@ class EntropyCollapse(Result):
             )
         fig.update_layout(
             title=title,
-            xaxis_title="sigma_max(W_Q W_K^T) / sqrt(d_head)",
+            xaxis_title="σ<sub>max</sub>(W<sub>Q</sub>W<sub>K</sub><sup>T</sup>) / √d<sub>head</sub>",
             yaxis_title="mean attention entropy (nats)",
             height=460,
             margin={"t": 60, "l": 70, "r": 20, "b": 50},

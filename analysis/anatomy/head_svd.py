@@ -116,7 +116,7 @@ class HeadSVD(Result):
         if kind in (None, "spectrum"):
             fig = go.Figure()
             for matrix, s in (
-                ("QK (Omega)", self.qk_singular_values),
+                ("QK (Ω)", self.qk_singular_values),
                 ("OV", self.ov_singular_values),
             ):
                 fig.add_scatter(x=list(range(len(s))), y=s, mode="lines+markers", name=matrix)
@@ -134,14 +134,14 @@ class HeadSVD(Result):
             table = readout_table(self.readouts)
             fig = go.Figure(
                 go.Table(
-                    columnwidth=[1, 1, 1, 1.3, 0.8, 9],
-                    header={"values": list(table.columns), "align": "left"},
+                    columnwidth=COLUMN_WIDTHS,  # short columns fit; the token lists wrap
+                    header={"values": list(READOUT_HEADERS), "align": "left"},
                     cells={"values": [table[c].tolist() for c in table.columns], "align": "left"},
                 )
             )
             fig.update_layout(
                 title=f"{title}: token readouts",
-                height=min(2000, 80 + sum(_row_heights(table))),
+                height=80 + sum(_row_heights(table)),
                 margin={"t": 50, "l": 10, "r": 10, "b": 10},
                 **kwargs,
             )
@@ -165,10 +165,19 @@ def readout_table(readouts: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*keys, "tokens (value)"])
 
 
-def _row_heights(table: pd.DataFrame, chars_per_line: int = 100) -> list[int]:
-    """Estimated pixel height of each readout row (long token lists wrap) plus the header."""
-    lines = [-(-len(text) // chars_per_line) for text in table["tokens (value)"]]
-    return [30] + [8 + 18 * n for n in lines]
+# the readout table's headers as drawn (`comp.`: component) and relative column widths:
+# the five short columns get room for their header, the token lists the rest (~40 characters
+# a line in a half-width card; they wrap, rows grow: `_row_heights`)
+READOUT_HEADERS = ("matrix", "side", "basis", "comp.", "sign", "tokens (value)")
+COLUMN_WIDTHS = [7, 6, 6, 6, 5, 40]
+
+
+def _row_heights(table: pd.DataFrame, chars_per_line: int = 36) -> list[int]:
+    """Estimated pixel height of each readout row (long token lists wrap, ~`chars_per_line`
+    characters a line in a half-width card) plus the header: the figure is this tall, so no
+    row is cut off or scrolled away."""
+    lines = [max(1, -(-len(text) // chars_per_line)) for text in table["tokens (value)"]]
+    return [30] + [10 + 19 * n for n in lines]
 
 
 def _token_readouts(

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
 
     from workbench.model import Model
 
+# the bar chart's y axis: sigma_k (x~_q . u_k)(v_k . x~_k), with plotly's <sub> markup
+TERM_LABEL = "term σ<sub>k</sub> (x̃<sub>q</sub> · u<sub>k</sub>)(v<sub>k</sub> · x̃<sub>k</sub>)"
+
 
 @dataclass(frozen=True)
 class ScoreDecomposition(Result):
@@ -144,11 +147,11 @@ class ScoreDecomposition(Result):
         q, k = self.str_tokens[self.query], self.str_tokens[self.key]
         fig.update_layout(
             title=(
-                f"{self.model_name} {Head(self.layer, self.head)} {q!r}@{self.query} -> {k!r}@{self.key}: "
+                f"{self.model_name} {Head(self.layer, self.head)} {q!r}@{self.query} → {k!r}@{self.key}: "
                 f"score {self.score:.3g}, {self.sparsity}/{len(self.terms)} components reach {self.share:.0%}"
             ),
             xaxis_title="singular component",
-            yaxis_title="term sigma_k (x_q.u_k)(v_k.x_k)",
+            yaxis_title=TERM_LABEL,
             height=420,
             margin={"t": 60, "l": 70, "r": 20, "b": 50},
             title_font_size=14,

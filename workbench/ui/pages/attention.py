@@ -8,6 +8,9 @@
   figure's `meta`); prompts over `FULL_LIMIT` tokens get a block-max overview plus a
   full-resolution window around the locked query (`pattern_figure`). Colour: 0-1, the head's
   max, or log.
+- Token view (`workbench.ui.token_view`): the prompt as text; hovering a token colours the
+  others by the selected head's weights (its row, or with the toggle its column), in the
+  browser. Layer/Head inputs are bounded by the model (`workbench.ui.head_limits`).
 - Every head at once (`workbench.ui.head_grid`): block-max thumbnails of this layer's heads
   or of all heads; clicking one selects it; the selected head is outlined there and on the
   layer x head map.
@@ -37,7 +40,7 @@ from dash import Input, Output, State, ctx, html, no_update
 
 from analysis.statistics.attention_pattern import SCALES, offset_figure, pattern_figure
 from workbench.heads import Head
-from workbench.ui import corpus_view, head_grid, selection, state
+from workbench.ui import corpus_view, head_grid, head_limits, selection, state, token_view
 from workbench.ui import input_checks as check
 from workbench.ui.components import (
     empty_figure,
@@ -128,12 +131,17 @@ def _stale_token(selected: dict[str, Any], model_name: str, prompt: str) -> Any:
 
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
+    settings = selection.parse_page("attention", query)
     model_name, prompt = selection.model_and_prompt(selected)
     stale = _stale_token(selected, model_name, prompt)
     controls = dmc.Group(
         [
             dmc.Select(
-                id="attention-stat", label="Statistic", data=STATISTICS, value="entropy", w=170
+                id="attention-stat",
+                label="Statistic",
+                data=STATISTICS,
+                value=settings.get("stat", "entropy"),
+                w=170,
             ),
             dmc.NumberInput(
                 id="attention-layer", label="Layer", value=selected.get("layer", 0), min=0, w=90
@@ -145,7 +153,11 @@ def layout(**query: str) -> Any:
                 id="attention-token", label="Query token", value=selected.get("token"), min=0, w=110
             ),
             dmc.Select(
-                id="attention-block-size", label="Key block", data=BLOCK_SIZES, value="8", w=100
+                id="attention-block-size",
+                label="Key block",
+                data=BLOCK_SIZES,
+                value=settings.get("block", "8"),
+                w=100,
             ),
             dmc.Select(
                 id="attention-scale",
@@ -180,12 +192,15 @@ def layout(**query: str) -> Any:
             dmc.Grid(
                 [
                     dmc.GridCol(
-                        figure_card(
-                            "attention-heads",
-                            "Layer × head",
-                            figure=empty_figure("computing…"),
-                            clear_on_unhover=True,
-                        ),
+                        [
+                            figure_card(
+                                "attention-heads",
+                                "Layer × head",
+                                figure=empty_figure("computing…"),
+                                clear_on_unhover=True,
+                            ),
+                            token_view.section(),
+                        ],
                         span=5,
                     ),
                     dmc.GridCol(
@@ -199,7 +214,7 @@ def layout(**query: str) -> Any:
                     ),
                 ]
             ),
-            head_grid.section(),
+            head_grid.section(settings.get("grid", "layer")),
             figure_card(
                 "attention-along", "Statistic along the prompt", figure=empty_figure("computing…")
             ),
@@ -242,6 +257,9 @@ def register_callbacks(app: Any) -> None:
             "head": ("attention-head", "value"),
             "token": ("attention-token", "value"),
             "scale": ("attention-scale", "value"),
+            "stat": ("attention-stat", "value"),
+            "block": ("attention-block-size", "value"),
+            "grid": ("attention-grid-scope", "value"),
         },
     )
 
@@ -415,6 +433,8 @@ def register_callbacks(app: Any) -> None:
         return kept, {**(query or {}), "scale": scale}, None
 
     head_grid.register_callbacks(app, checked)  # after `lock_head` (tests find that first)
+    token_view.register_callbacks(app, checked)
+    head_limits.register_callbacks(app, "attention")
 
 
 def _scale(query: Any) -> str:

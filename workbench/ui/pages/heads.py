@@ -7,6 +7,9 @@
 - Head taxonomy heatmap and cluster map of every head (`analysis.head_taxonomy`), the selected
   head outlined / pointed at; clicking a head there selects it.
 
+Layer/Head inputs are bounded by the selected model (`workbench.ui.head_limits`); the
+readout table is drawn at its own height (every row whole).
+
 Thin: results are computed once per browser session and kept server-side (`state.cached`).
 Every input is checked (`workbench.ui.input_checks`): a bad layer, head, position or click
 event -> one red alert. Drawn figures are kept for the exports (`keep_figure`).
@@ -23,8 +26,8 @@ from dash import Input, Output, State, html, no_update
 
 from analysis.statistics.attention_pattern import attention_pattern, pattern_figure
 from workbench.heads import Head
+from workbench.ui import head_limits, selection, state
 from workbench.ui import input_checks as check
-from workbench.ui import selection, state
 from workbench.ui.components import (
     empty_figure,
     error_alert,
@@ -53,13 +56,14 @@ def _number(label: str, id: str, value: Any) -> Any:
 
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
+    settings = selection.parse_page("heads", query)
     model_name, prompt = selection.model_and_prompt(selected)
     controls = dmc.Group(
         [
             _number("Layer", "heads-layer", selected.get("layer", 0)),
             _number("Head", "heads-head", selected.get("head", 0)),
             _number("Query position", "heads-qpos", selected.get("token")),
-            _number("Key position", "heads-kpos", None),
+            _number("Key position", "heads-kpos", settings.get("key")),
         ],
         align="flex-end",
     )
@@ -109,6 +113,12 @@ def sized(fig: Any, height: int = 380) -> Any:
     )
 
 
+def _readouts(svd: Any) -> Any:
+    """The token readout table at its own height (every row whole, the token lists wrapped)."""
+    fig = svd.plot("readouts")
+    return sized(fig, max(380, int(fig.layout.height)))
+
+
 def _clicked_head(click: Any) -> Head:
     """The `L{layer}H{head}` a taxonomy / cluster-map click names (`ValueError` if none)."""
     point = check.event_point(click, "click")
@@ -131,6 +141,7 @@ def _model_and_head(query: Any, layer: Any, head: Any) -> tuple[Any, str, int, i
 def register_callbacks(app: Any) -> None:
     for graph in GRAPHS:
         register_figure_export(app, graph)
+    head_limits.register_callbacks(app, "heads")
     selection.register_writer(
         app,
         "heads",
@@ -138,6 +149,7 @@ def register_callbacks(app: Any) -> None:
             "layer": ("heads-layer", "value"),
             "head": ("heads-head", "value"),
             "token": ("heads-qpos", "value"),
+            "key": ("heads-kpos", "value"),
         },
     )
 
@@ -185,7 +197,7 @@ def register_callbacks(app: Any) -> None:
         label = f"{model_name}_{Head(layer, head)}"
         return (
             keep_figure(session, "heads-spectrum", sized(svd.plot("spectrum")), label=label),
-            keep_figure(session, "heads-readouts", sized(svd.plot("readouts"), 460), label=label),
+            keep_figure(session, "heads-readouts", _readouts(svd), label=label),
             keep_figure(session, "heads-pattern", pattern_fig, label=label),
             None,
         )
