@@ -77,7 +77,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class AttackResult(Result):
     """Per-prompt outcomes (`to_frame()`, `prompts`) and the targeted heads' attention
-    statistics before and after (`head_stats`); `curves` holds each prompt's loss per step."""
+    statistics before and after (`head_stats`); `curves` holds each prompt's loss per step;
+    `baseline`, when the caller added it, the random-span baseline of the same prompts
+    (`analysis.attacks.baseline.random_baseline` rows)."""
 
     kind: ClassVar[str] = "attack"
     plot_kinds: ClassVar[tuple[str, ...]] = ("metric", "entropy", "loss")
@@ -88,9 +90,17 @@ class AttackResult(Result):
     prompts: pd.DataFrame  # index, success, steps_used, loss/metric before and after, texts
     head_stats: pd.DataFrame  # index, stage, layer, head, entropy, uniform_entropy, sink, max_prob
     curves: dict = field(default_factory=dict)  # {prompt index (str): [loss per step]}
+    baseline: pd.DataFrame | None = None  # random_baseline rows of the same prompts, or None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "heads", tuple(Head.parse(h) for h in self.heads))
+        base = self.baseline
+        if base is not None and not (
+            isinstance(base, pd.DataFrame)
+            and {"index", "rate", "any_success"} <= set(base.columns)
+            and base["rate"].between(0, 1).all()
+        ):
+            raise ValueError("baseline: need a random_baseline table (index, rate, any_success)")
 
     @property
     def success_rate(self) -> float:
@@ -113,7 +123,10 @@ class AttackResult(Result):
         return self.prompts
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        return {"main": self.prompts, "head_stats": self.head_stats}
+        tables = {"main": self.prompts, "head_stats": self.head_stats}
+        if self.baseline is not None:
+            tables["baseline"] = self.baseline
+        return tables
 
     def plot(self, kind: str | None = None, **kwargs: Any) -> go.Figure:
         """`metric` (default): task metric before/after per prompt; `entropy`: targeted heads'

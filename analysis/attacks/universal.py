@@ -20,11 +20,15 @@ that are already flipped stop pulling and the search works on the rest.
 
 The span sits where the per-prompt attack puts it: decoders, right after BOS (a universal
 *prefix*: IOI ends at the answer position, so a suffix would change the question); encoders,
-before the final [SEP] (a suffix). `fit(model, prompts, rows=search_rows)` learns `span_`
+before the final [SEP] (a suffix). `fit(model, prompts, rows=search_rows, task_seed=7)` learns `span_`
 (token ids), `text_`, `curve_` (mean loss per step) and `search_` (per search prompt outcome);
-`evaluate(model, prompts, rows=held_out_rows)` writes the learned span into held-out prompts
-and returns one row per prompt (metric and success with the initial span and with the learned
-span, targeted heads' entropy before/after). Report held-out rows, not search rows.
+`evaluate(model, prompts, rows=held_out_rows, task_seed=4242)` writes the learned span into
+held-out prompts and returns a `UniversalAttackResult` (`analysis.attacks.universal_result`):
+one row per prompt (metric and success with the initial span and with the learned span,
+targeted heads' entropy before/after, `.to_frame()`), the random-span baseline on the same
+prompts (`baseline_draws` per prompt, 0: none) and every success rate with its 95% percentile
+bootstrap interval over the held-out prompts (`n_boot`, `boot_seed`). Report held-out rows,
+not search rows. `task_seed` only records which prompt set was used (None: not recorded).
 """
 
 from __future__ import annotations
@@ -33,14 +37,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from analysis.attacks.baseline import random_baseline
 from analysis.attacks.filters import check_count
 from analysis.attacks.spans import score_spans, with_spans
 from analysis.attacks.token_attack import TokenAttack, retokenises_same
+from analysis.attacks.universal_result import UniversalAttackResult, rate_interval
 
 
 class UniversalAttack:
     """One adversarial span for many prompts (see module docstring). Keyword arguments are
-    `TokenAttack`'s; learned: `span_`, `text_`, `curve_`, `steps_used_`, `search_`."""
+    `TokenAttack`'s; learned: `span_`, `text_`, `curve_`, `steps_used_`, `search_`,
+    `search_seed_`."""
 
     def __init__(self, *, steps: int = 50, **kwargs) -> None:
         if "require_dissipation" in kwargs:
@@ -69,9 +76,12 @@ class UniversalAttack:
             wins += scores.success.long()
         return total, wins
 
-    def fit(self, model, prompts, *, rows=None) -> UniversalAttack:
-        """Optimise one span over the prompts (or those in `rows`): the search split."""
+    def fit(self, model, prompts, *, rows=None, task_seed: int | None = None) -> UniversalAttack:
+        """Optimise one span over the prompts (or those in `rows`): the search split.
+        `task_seed` records the seed the search prompts were made with (None: not recorded)."""
         attack, spec = self.attack, self.attack.spec
+        if task_seed is not None:
+            check_count("task_seed", task_seed, 0)
         spec.check(model)
         cases = attack._cases(model, prompts, rows)
         allowed = attack._allowed_tokens(model)  # [d_vocab]
@@ -111,10 +121,81 @@ class UniversalAttack:
         self.text_ = model.tokenizer.decode(span.tolist())
         self.curve_ = curve
         self.steps_used_ = steps_used
-        self.search_ = self.evaluate(model, prompts, rows=rows)
+        self.search_seed_ = task_seed
+        self.search_ = self.outcomes(model, prompts, rows=rows)
         return self
 
-    def evaluate(self, model, prompts, *, rows=None) -> pd.DataFrame:
+    def evaluate(
+        self,
+        model,
+        prompts,
+        *,
+        rows=None,
+        task_seed: int | None = None,
+        baseline_draws: int = 32,
+        n_boot: int = 1000,
+        boot_seed: int = 0,
+    ) -> UniversalAttackResult:
+        """The learned span on held-out prompts (or their `rows`) beside `baseline_draws`
+        random spans per prompt (0: no baseline), each success rate with its 95% percentile
+        bootstrap interval over the prompts (`n_boot` resamples seeded by `boot_seed`).
+        `task_seed` records the seed the held-out prompts were made with."""
+        if not hasattr(self, "span_"):
+            raise ValueError("evaluate: call fit(...) first")
+        check_count("baseline_draws", baseline_draws, 0)
+        check_count("n_boot", n_boot)
+        check_count("boot_seed", boot_seed, 0)
+        if task_seed is not None:
+            check_count("task_seed", task_seed, 0)
+        attack = self.attack
+        frame = self.outcomes(model, prompts, rows=rows)
+        baseline = rate = any_rate = None
+        if baseline_draws:
+            baseline = random_baseline(
+                model, self, prompts, rows=rows, n_draws=baseline_draws, seed=attack.seed
+            )
+            rate = rate_interval(baseline["rate"], n_boot=n_boot, seed=boot_seed)
+            any_rate = rate_interval(baseline["any_success"], n_boot=n_boot, seed=boot_seed)
+        config = {
+            "steps": self.steps,
+            "n_adv": attack.n_adv,
+            "top_k": attack.top_k,
+            "batch_size": attack.batch_size,
+            "dissipation_weight": attack.spec.dissipation_weight,
+            "dissipation": attack.spec.dissipation,
+            "ban_names": attack.ban_names,
+            "query": attack.query,
+            "seed": attack.seed,
+            "n_search": len(self.search_),
+            "search_seed": self.search_seed_,
+            "n_held_out": len(frame),
+            "held_out_seed": task_seed,
+            "baseline_draws": baseline_draws,
+            "n_boot": n_boot,
+            "boot_seed": boot_seed,
+        }
+        return UniversalAttackResult(
+            model_name=model.name,
+            objective=attack.spec.name,
+            heads=attack.spec.heads,
+            config=config,
+            span_tokens=tuple(int(t) for t in self.span_),
+            span_text=self.text_,
+            n_search=len(self.search_),
+            search_seed=self.search_seed_,
+            held_out_seed=task_seed,
+            steps_used=self.steps_used_,
+            search_success_rate=float(self.search_["success"].mean()),
+            curve=tuple(float(v) for v in self.curve_),
+            prompts=frame,
+            success=rate_interval(frame["success"], n_boot=n_boot, seed=boot_seed),
+            success_before=rate_interval(frame["success_before"], n_boot=n_boot, seed=boot_seed),
+            baseline=baseline,
+            baseline_rate=rate,
+            baseline_any=any_rate,
+        )
+
+    def outcomes(self, model, prompts, *, rows=None) -> pd.DataFrame:
         """The learned span written into the prompts (or `rows`): one row per prompt with
         `metric_before`/`metric_after`, `success_before` (the initial span already succeeds)
         /`success`, `entropy_before`/`entropy_after` and `retokenises` (the prompt text with

@@ -80,3 +80,14 @@ def test_a_runs_reopen_link_opens_the_circuit_on_its_page(duo, zoo_model):
     assert shown["run"] == [run.run_id] and shown["n"] == ["4"] and shown["method"] == ["eap"]
     assert "run" not in href_query(duo, "nav-runs")
     assert duo.get_logs() == []
+
+
+def test_job_pages_open_without_an_alert(duo):
+    """A fresh load of a page with a background job (no `run=` in the URL) shows no alert:
+    Dash's first call of a page added by the router marks the empty job store as changed."""
+    for page in ("attacks", "guidance", "circuits"):
+        duo.wait_for_page(f"{duo.server_url}/{page}?model=tiny-ioi")
+        duo.wait_for_element(f"#{page}-run", timeout=20)
+        wait_until(duo, duo._wait_for_callbacks, timeout=30, message=f"{page}: callbacks done")
+        alerts = [e.text for e in duo.find_elements(".mantine-Alert-root")]
+        assert alerts == [], (page, alerts)

@@ -77,7 +77,6 @@ def test_bad_baseline_options_are_value_errors_naming_them(zoo_model, kwargs, me
         (["--search-prompts", "0"], "--search-prompts: must be >= 1 (an integer), got 0"),
         (["--n-boot", "0"], "--n-boot: must be >= 1 (an integer), got 0"),
         (["--n-prompts", "0"], "--n-prompts: must be >= 1 (an integer), got 0"),
-        (["--universal", "--save"], "--save: the universal attack's result is not a stored"),
         (["--prompt", "a sentence"], "--prompt: decoder objectives attack IOI prompts"),
         (["--baseline-draws", "many"], "argument --baseline-draws: invalid int value"),
         (["--steps", "0"], "steps: must be >= 1 (an integer), got 0"),

@@ -631,7 +631,7 @@ def test_bad_guidance_inputs_are_alerts(app, client, session, values, message):
     [
         ({"run_id": "no-such-run"}, "run: 'no-such-run' is not a attack run of this session"),
         ({"run_id": "../../x"}, "run: '../../x' is not a attack run of this session"),
-        (None, "attack: the job's answer names no run"),
+        ({"run_id": 5}, "attack: the job's answer names no run"),
     ],
 )
 def test_bad_attack_job_is_an_alert(app, client, session, job, message):

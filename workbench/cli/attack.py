@@ -14,7 +14,9 @@ and reports it on the `--n-prompts` held-out prompts (task seed `--task-seed`).
 Every success rate comes with a percentile bootstrap interval over prompts (`--n-boot`
 resamples, 95%) and, unless `--baseline-draws 0`, the random baseline: `--baseline-draws`
 random spans of the same length and token filter per prompt (`analysis.attacks.baseline`).
-`--save` stores the per-prompt result (kind "attack"; not with `--universal`).
+`--save` stores the result as a run: kind "attack" (per prompt) or "universal_attack"
+(`--universal`: the span, prompt counts and seeds, per-prompt rows, the rates with their
+intervals and the baseline; `analysis.attacks.UniversalAttackResult`).
 `--executor ray [--address A] [--per-shard N]` attacks the prompts in shards of N on Ray, with
 the same results. Bad input (unknown objective, dissipation without heads, counts below their
 minimum) exits 2 with one line.
@@ -108,8 +110,6 @@ def _check(args: argparse.Namespace) -> None:
     check_count("--n-boot", args.n_boot)
     if args.prompt and args.objective != "embedding":
         raise UsageError("--prompt: decoder objectives attack IOI prompts; use --n-prompts")
-    if args.universal and args.save:
-        raise UsageError("--save: the universal attack's result is not a stored kind; use --json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,26 +144,15 @@ def run(args: argparse.Namespace) -> int:
     payload["heads"] = [str(h) for h in attack_heads(attack)]
     if args.universal:
         search = _prompts(args, model, n=args.search_prompts, seed=args.search_seed)
-        attack.fit(model, search)
-        frame = attack.evaluate(model, held_out)
-        payload |= {
-            "mode": "universal",
-            "span": attack.text_,
-            "span_tokens": attack.span_.tolist(),
-            "steps_used": attack.steps_used_,
-            "n_search": len(attack.search_),
-            "search_success_rate": float(attack.search_["success"].mean()),
-            "n_prompts": len(frame),
-            "success": rate_interval(frame["success"], n_boot=n_boot),
-            "success_before": rate_interval(frame["success_before"], n_boot=n_boot),
-            "metric_before_mean": float(frame["metric_before"].mean()),
-            "metric_after_mean": float(frame["metric_after"].mean()),
-            "entropy_before_mean": _mean_or_none(frame["entropy_before"]),
-            "entropy_after_mean": _mean_or_none(frame["entropy_after"]),
-            "curve": attack.curve_,
-            "prompts": frame.to_dict(orient="records"),
-        }
-        result = None
+        attack.fit(model, search, task_seed=args.search_seed)
+        result = attack.evaluate(
+            model,
+            held_out,
+            task_seed=None if args.prompt else args.task_seed,
+            baseline_draws=args.baseline_draws,
+            n_boot=n_boot,
+        )
+        payload |= result.summary()  # intervals and baseline computed by the result
     else:
         result = attack.fit(model, held_out, prompts_per_shard=args.per_shard, **sharding).result_
         progress = result.entropy_progress() if heads else math.nan
@@ -178,13 +167,12 @@ def run(args: argparse.Namespace) -> int:
             "prompts": result.prompts.to_dict(orient="records"),
             "head_stats": result.head_stats.to_dict(orient="records"),
         }
-    if args.baseline_draws:
+    if args.baseline_draws and not args.universal:
         table = random_baseline(
             model, attack, held_out, n_draws=args.baseline_draws, seed=args.seed
         )
         payload["baseline"] = baseline_summary(table, n_boot=n_boot)
-    if result is not None:
-        save_if_asked(args, payload, result)
+    save_if_asked(args, payload, result)
     emit(payload, as_json=args.json, text=_text)
     return 0
 
@@ -192,11 +180,6 @@ def run(args: argparse.Namespace) -> int:
 def attack_heads(attack) -> tuple:
     """The targeted heads of a `TokenAttack` or `UniversalAttack`."""
     return getattr(attack, "attack", attack).spec.heads
-
-
-def _mean_or_none(column) -> float | None:
-    value = float(column.mean())
-    return None if math.isnan(value) else value
 
 
 def register(sub, json_flag) -> None:

@@ -50,6 +50,16 @@ def _attack(zoo_model):
     return attack.fit(zoo_model("tiny-induction"), pairs).result_
 
 
+def _universal_attack(zoo_model):
+    from analysis.attacks import UniversalAttack
+
+    model = zoo_model("tiny-ioi")
+    attack = UniversalAttack(objective="flip", steps=1, n_adv=2, batch_size=8, seed=0)
+    attack.fit(model, make_task("ioi", model, n=2, seed=7))
+    held = make_task("ioi", model, n=2, seed=1000)
+    return attack.evaluate(model, held, baseline_draws=2, n_boot=20)
+
+
 def _guidance(zoo_model):
     perturbation = analysis.HeadPerturbation(heads=((1, 0),), method="identity")
     return analysis.guide(
@@ -104,6 +114,7 @@ BUILDERS = {
     "guidance": _guidance,
     "head_search": _head_search,
     "attack": _attack,
+    "universal_attack": _universal_attack,
     "circuit": lambda zm: _circuit(zm)[2],
     "faithfulness": _faithfulness,
     "completeness": _completeness,

@@ -6,6 +6,8 @@
 - Loss curve per prompt, the adversarial tokens and outcomes per prompt, the targeted heads'
   entropy before/after (`AttackResult.plot`), and the first targeted head's pattern on the
   original and on the attacked text of a chosen prompt.
+- Universal mode (`workbench.ui.attack_universal`): one span fitted on search prompts, its
+  held-out success rate with a 95% bootstrap interval beside the random baseline's.
 
 Prompts: the IOI task for decoders that handle it (`flip`, `raise_loss`, `dissipation`), the
 selected prompt for `embedding` (encoders) and for `dissipation` on other models.
@@ -23,8 +25,8 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from analysis.statistics.attention_pattern import attention_pattern, pattern_figure
 from workbench.heads import Head
+from workbench.ui import attack_universal, jobs, selection, state
 from workbench.ui import input_checks as check
-from workbench.ui import jobs, selection, state
 from workbench.ui.circuit_runs import check_own_run
 from workbench.ui.components import (
     empty_figure,
@@ -56,32 +58,46 @@ def _number(id: str, label: str, value: float, *, min: float = 1, max: float = 1
 
 def layout(**query: str) -> Any:
     selected = selection.parse_query(query)
+    settings = selection.parse_page("attacks", query)
     model_name, prompt = selection.model_and_prompt(selected)
+    options = head_options(model_name)
+    value = settings.get
     controls = dmc.Group(
         [
             dmc.Select(
-                id="attacks-objective", label="Objective", data=OBJECTIVES, value="flip", w=150
+                id="attacks-objective",
+                label="Objective",
+                data=OBJECTIVES,
+                value=value("objective", "flip"),
+                w=150,
             ),
             dmc.MultiSelect(
                 id="attacks-heads",
                 label="Heads to dissipate",
-                data=head_options(model_name),
-                value=[],
+                data=options,
+                value=[h for h in value("heads", []) if h in options],
                 w=260,
                 clearable=True,
             ),
-            _number("attacks-weight", "Dissipation weight", 0.0, min=0, max=100, step=0.5),
-            _number("attacks-steps", "Steps", 20),
-            _number("attacks-nadv", "Adversarial tokens", 4, max=32),
-            _number("attacks-prompts", "Prompts", 2, max=64),
-            _number("attacks-seed", "Seed", 0, min=0, max=2**31),
+            _number(
+                "attacks-weight",
+                "Dissipation weight",
+                value("weight", 0.0),
+                min=0,
+                max=100,
+                step=0.5,
+            ),
+            _number("attacks-steps", "Steps", value("steps", 20)),
+            _number("attacks-nadv", "Adversarial tokens", value("n_adv", 4), max=32),
+            _number("attacks-prompts", "Prompts", value("n_prompts", 2), max=64),
+            _number("attacks-seed", "Seed", value("seed", 0), min=0, max=2**31),
         ],
         align="flex-end",
     )
     return dmc.Stack(
         [
             selection.query_store("attacks", query),
-            dcc.Store(id="attacks-job"),
+            dcc.Store(id="attacks-job", data={"run_id": value("run")} if value("run") else None),
             page_header(
                 "Attacks",
                 "Greedy Coordinate Gradient token attacks on the model's answer and attention.",
@@ -91,6 +107,7 @@ def layout(**query: str) -> Any:
             jobs.job_controls("attacks", run_label="Run attack"),
             html.Div(id="attacks-error"),
             html.Div(id="attacks-table"),
+            html.Div(id="attacks-baseline"),
             dmc.SimpleGrid(
                 [
                     figure_card("attacks-loss", "Loss per step"),
@@ -106,6 +123,7 @@ def layout(**query: str) -> Any:
                 ],
                 cols=2,
             ),
+            attack_universal.section(query),
         ],
         gap="sm",
     )
@@ -153,6 +171,8 @@ def attack_job(
             prompts = [prompt]
     with jobs.tqdm_progress(set_progress, "attack"):
         result = attack.fit(model, prompts).result_
+    set_progress((97, "random baseline"))
+    result = attack_universal.with_baseline(model, attack, prompts, result)
     set_progress((99, "saving"))
     config = {
         "objective": objective,
@@ -160,6 +180,8 @@ def attack_job(
         "steps": int(steps),
         "n_adv": int(n_adv),
         "seed": int(seed),
+        "weight": float(weight),
+        "n_prompts": int(n_prompts),
         SESSION_KEY: session,
     }
     return state.run_store().save(result, model=model.name, config=config)
@@ -182,9 +204,23 @@ def outcomes_table(frame) -> Any:
 
 
 def register_callbacks(app: Any) -> None:
-    selection.register_writer(app, "attacks", {})
+    selection.register_writer(
+        app,
+        "attacks",
+        {
+            "objective": ("attacks-objective", "value"),
+            "heads": ("attacks-heads", "value"),
+            "weight": ("attacks-weight", "value"),
+            "steps": ("attacks-steps", "value"),
+            "n_adv": ("attacks-nadv", "value"),
+            "n_prompts": ("attacks-prompts", "value"),
+            "seed": ("attacks-seed", "value"),
+            "run": ("attacks-job", "data"),
+        },
+    )
     for graph in GRAPHS:
         register_figure_export(app, graph)
+    attack_universal.register_callbacks(app)
 
     @app.callback(
         Output("attacks-job", "data"),
@@ -240,11 +276,13 @@ def register_callbacks(app: Any) -> None:
         Output("attacks-error", "children"),
         Input("attacks-job", "data"),
         State("session-id", "data"),
-        prevent_initial_call=True,
+        prevent_initial_call="initial_duplicate",  # a `run=` link fills the job store
     )
     def show_attack(job, session) -> Any:
         from analysis.attacks.token_attack import AttackResult  # registers the result type
 
+        if job is None:  # the empty store: the page's first call (no run linked) or a reset
+            return (no_update,) * 6
         blank = empty_figure("no attack yet")
         for graph in GRAPHS:
             keep_figure(session, graph, None)

@@ -304,11 +304,9 @@ def register_callbacks(app: Any) -> None:
         prevent_initial_call="initial_duplicate",  # a `run=` link fills the job store
     )
     def show_search(job, session) -> Any:
-        from dash import ctx
-
         from analysis.steering.head_search_result import HeadSearchResult
 
-        if job is None and ctx.triggered_id is None:  # the page's first call, no run linked
+        if job is None:  # the empty store: the page's first call (no run linked) or a reset
             return no_update, no_update, no_update, no_update, no_update
         keep_figure(session, "guidance-comparison", None)
         try:

@@ -85,7 +85,7 @@ def test_universal_span_is_scored_on_every_prompt_and_held_out(ioi):
     assert not set(attack.span_.tolist()) & set(name_token_ids(model))
     assert all(b <= a + 1e-6 for a, b in zip(attack.curve_, attack.curve_[1:], strict=False))
     assert len(attack.search_) == 4
-    frame = attack.evaluate(model, held)
+    frame = attack.evaluate(model, held, baseline_draws=2, n_boot=20).to_frame()
     assert list(frame["index"]) == list(range(held.n_prompts))
     cases = attack.attack._cases(model, held, None)
     for case, row in zip(cases, frame.itertuples(), strict=True):
@@ -108,7 +108,7 @@ def test_minilm_universal_suffix_cosine_matches_sentence_embeddings(zoo_model):
     sentences = ["the dog is in the garden .", "we talked about the car for hours ."]
     attack = UniversalAttack(objective="embedding", steps=1, n_adv=2, batch_size=8, seed=0)
     attack.fit(model, sentences[:1])
-    frame = attack.evaluate(model, sentences)
+    frame = attack.evaluate(model, sentences, baseline_draws=0).to_frame()
     for text, row in zip(sentences, frame.itertuples(), strict=True):
         ids = model.to_tokens(text)[0].cpu()  # [pos]
         attacked = torch.cat([ids[:-1], attack.span_, ids[-1:]])[None]  # [1, pos + n_adv]
