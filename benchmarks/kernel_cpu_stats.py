@@ -92,10 +92,19 @@ def _reference(q, k, v, stats):
     for h in range(q.shape[1]):
         sl = slice(h, h + 1)
         config = validate_inputs(
-            q[:, sl], k[:, sl], v[:, sl], causal=True, sm_scale=None, backend="reference",
-            stats=stats, key_lengths=None, sink_tokens=1, mass_block=64, write_out=True,
+            q[:, sl],
+            k[:, sl],
+            v[:, sl],
+            causal=True,
+            sm_scale=None,
+            backend="reference",
+            stats=stats,
+            key_lengths=None,
+            sink_tokens=1,
+            mass_block=64,
+            write_out=True,
             chunk_size=256,
-        )  # fmt: skip
+        )
         out, st = reference_attention(q[:, sl], k[:, sl], v[:, sl], config)
         outs.append(out)
         for name in stats:
@@ -124,9 +133,19 @@ def run(sizes, repeats: int) -> dict:
         row = {"n": n, "sdpa": sdpa, "cases": cases}
         reference = _reference(q, k, v, all_scalar)
         config = validate_inputs(
-            q, k, v, causal=True, sm_scale=None, backend="augmented", stats=all_scalar,
-            key_lengths=None, sink_tokens=1, mass_block=64, write_out=True, chunk_size=256,
-        )  # fmt: skip
+            q,
+            k,
+            v,
+            causal=True,
+            sm_scale=None,
+            backend="augmented",
+            stats=all_scalar,
+            key_lengths=None,
+            sink_tokens=1,
+            mass_block=64,
+            write_out=True,
+            chunk_size=256,
+        )
         row["augmented_served"] = serves(q, k, config) or serves(
             q, k, dataclasses.replace(config, stats=STAT_SETS["scalar-mean_distance"])
         )
