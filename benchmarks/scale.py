@@ -18,7 +18,7 @@ method: runtime, forward/backward passes (the `Circuit` config's counts) and pea
   default minibatches (sized so one minibatch's writer differences stay under 64 MB);
 - `eap-before`, `eap-ig-before`: the weight-gradient formulation they replaced
   (`circuits.attribution_reference`) with the old default minibatch (all 8 prompts);
-- `atp*`: AtP* (`circuits.atp_star`: QK fix and GradDrop) with its default minibatch;
+- `atp*`: AtP* (`circuits.atp_star`: QK fix and GradDrop), its memory-sized default minibatch;
 - `activation`: node activation patching (resample), every node;
 - `path-sampled`: path patching of a random sample of edges, the exhaustive cost extrapolated
   (fixed cost + per-edge cost x edges);
@@ -223,7 +223,7 @@ def worker(args) -> dict:
     }
     start, cpu = time.perf_counter(), time.process_time()
     bs = args.batch_size or None  # 0: the method's default (EAP: sized by memory)
-    if args.method not in ("eap", "eap-ig"):
+    if args.method not in ("eap", "eap-ig", "atp*"):
         bs = bs or args.n
     if args.method in ("eap", "eap-ig"):
         fn = eap if args.method == "eap" else eap_ig
@@ -236,6 +236,7 @@ def worker(args) -> dict:
 
         circuit = atp_star(model, task, batch_size=bs)
         passes = {k: circuit.config.get(k) for k in ("n_forward", "n_backward")}
+        bs = circuit.config["batch_size"]
     elif args.method in ("eap-before", "eap-ig-before"):
         _, passes = legacy_eap(model, task, 1 if args.method == "eap-before" else 5, bs)
     elif args.method == "activation":
