@@ -136,10 +136,10 @@ def app(tmp_path_factory):
 
 
 def test_every_job_page_gets_a_visible_job_state(app):
-    assert jobs.register_job_state(app) == ["attacks", "circuits", "guidance"]
+    assert jobs.register_job_state(app) == ["attacks", "attacks-uni", "circuits", "guidance"]
 
 
-@pytest.mark.parametrize("prefix", ["attacks", "circuits", "guidance"])
+@pytest.mark.parametrize("prefix", ["attacks", "attacks-uni", "circuits", "guidance"])
 def test_cancel_with_nothing_running_says_so(app, prefix):
     key = next(
         k
