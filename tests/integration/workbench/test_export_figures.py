@@ -132,3 +132,19 @@ def test_cli_stats_figures_match_the_library(zoo_model, tmp_path, capsys):
     assert expected.layout.title.text in out.read_text()
     assert main(["figure", "stats", "tiny-ioi", PROMPT, "--kind", "distance", "-o", str(out)]) == 2
     assert "--layer and --head" in capsys.readouterr().err
+
+
+def test_static_export_leaves_out_the_hover_labels_but_not_the_figure(monkeypatch):
+    import kaleido
+
+    pattern = np.random.default_rng(0).random((300, 300), dtype=np.float32)  # [query, key]
+    fig = pattern_figure(pattern / pattern.sum(1, keepdims=True), [f"t{i}" for i in range(300)])
+    sent = []
+    real = kaleido.calc_fig_sync
+    monkeypatch.setattr(kaleido, "calc_fig_sync", lambda f, **kw: sent.append(f) or real(f, **kw))
+    png = figure_bytes(fig, "png")
+    assert png.startswith(b"\x89PNG")
+    [spec] = sent
+    assert "labels" not in spec["layout"]["meta"] and spec["layout"]["meta"]["view"]
+    assert len(fig.layout.meta["labels"]) == 300  # the caller's figure is untouched
+    assert spec["layout"]["xaxis"]["ticktext"] == list(fig.layout.xaxis.ticktext)
