@@ -47,8 +47,7 @@ shared state is never changed (hooks live only inside `forward`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -59,21 +58,6 @@ from workbench.adapters.parallel_blocks import is_parallel, mlp_norm
 
 if TYPE_CHECKING:
     from workbench.model import Model
-
-
-class PortHookMakers(NamedTuple):
-    """The hooks (and hook factories) one pass over the graph's ports is made of, in
-    `EdgePatcher.port_hooks`' terms: `input` is a hook, the rest make one per layer, stage,
-    (layer, kind) or port key."""
-
-    input: Callable[..., Any]
-    scale: Callable[[int], Callable[..., Any]]
-    resid: Callable[[int], Callable[..., Any]]
-    z: Callable[[int], Callable[..., Any]]
-    qkv: Callable[[int, str], Callable[..., Any]]
-    mlp_input: Callable[[int], Callable[..., Any]]
-    port: Callable[[tuple[int, str]], Callable[..., Any]]
-    mlp_out: Callable[[int], Callable[..., Any]]
 
 
 class _WriterBuffer:
@@ -194,34 +178,6 @@ class EdgePatcher:
 
     # ------------------------------------------------------------------ runs
     @torch.no_grad()
-    def port_hooks(
-        self, make: PortHookMakers, *, record_writers: bool = True
-    ) -> list[tuple[str, Callable[..., Any]]]:
-        """The (hook name, hook) list of one pass over the graph: every writer output and
-        every port input, in the order the model runs them (`record_writers=False` leaves
-        out the attention z and MLP output hooks, for passes that read only the ports)."""
-        n_layers = self.model.n_layers
-        hooks = []
-        if self.post_ln:
-            hooks.append(("embed_ln.hook_in", make.input))
-            hooks += [(f"{n}.hook_scale", make.scale(i)) for i, n in enumerate(self._ln_names)]
-        for layer in range(n_layers):
-            hooks.append((f"blocks.{layer}.hook_resid_pre", make.resid(layer)))
-            if record_writers:
-                hooks.append((f"blocks.{layer}.attn.hook_z", make.z(layer)))
-            for kind in ("q", "k", "v"):
-                hooks.append((f"blocks.{layer}.attn.hook_{kind}", make.qkv(layer, kind)))
-            if self.parallel:
-                hooks.append((f"blocks.{layer}.mlp.hook_in", make.mlp_input(layer)))
-            elif self.graph.has_mlp:
-                mlp_in = "mlp.in.hook_in" if self.post_ln else "ln2.hook_in"
-                hooks.append((f"blocks.{layer}.{mlp_in}", make.port((layer, "mlp"))))
-            if self.graph.has_mlp and record_writers:
-                hooks.append((f"blocks.{layer}.mlp.hook_out", make.mlp_out(layer)))
-        out_port = f"blocks.{n_layers - 1}.hook_out" if self.post_ln else "ln_final.hook_in"
-        hooks.append((out_port, make.port((n_layers, "output"))))
-        return hooks
-
     def writer_outputs(self, tokens: torch.Tensor) -> torch.Tensor:
         """`[writer, batch, pos, d_model]` outputs of every writer node on an unpatched run
         (written straight into one buffer: no per-writer copies are held)."""
@@ -345,16 +301,25 @@ class EdgePatcher:
 
             return hook
 
-        makers = PortHookMakers(
-            input_hook,
-            scale_hook,
-            resid_hook,
-            z_hook,
-            qkv_hook,
-            mlp_input_hook,
-            port_hook,
-            mlp_out_hook,
-        )
-        with self.model.intervene(self.port_hooks(makers)):
+        n_layers = self.model.n_layers
+        hooks = []
+        if self.post_ln:
+            hooks.append(("embed_ln.hook_in", input_hook))
+            hooks += [(f"{n}.hook_scale", scale_hook(i)) for i, n in enumerate(self._ln_names)]
+        for layer in range(n_layers):
+            hooks.append((f"blocks.{layer}.hook_resid_pre", resid_hook(layer)))
+            hooks.append((f"blocks.{layer}.attn.hook_z", z_hook(layer)))
+            for kind in ("q", "k", "v"):
+                hooks.append((f"blocks.{layer}.attn.hook_{kind}", qkv_hook(layer, kind)))
+            if self.parallel:
+                hooks.append((f"blocks.{layer}.mlp.hook_in", mlp_input_hook(layer)))
+            elif self.graph.has_mlp:
+                mlp_in = "mlp.in.hook_in" if self.post_ln else "ln2.hook_in"
+                hooks.append((f"blocks.{layer}.{mlp_in}", port_hook((layer, "mlp"))))
+            if self.graph.has_mlp:
+                hooks.append((f"blocks.{layer}.mlp.hook_out", mlp_out_hook(layer)))
+        out_port = f"blocks.{n_layers - 1}.hook_out" if self.post_ln else "ln_final.hook_in"
+        hooks.append((out_port, port_hook((n_layers, "output"))))
+        with self.model.intervene(hooks):
             logits = self.model(tokens)
         return readout[0] if self.post_ln else logits

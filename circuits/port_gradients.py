@@ -38,8 +38,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from circuits.edge_patching import PortHookMakers
-
 if TYPE_CHECKING:
     from circuits.edge_patching import EdgePatcher
 
@@ -260,17 +258,26 @@ def port_scores(
 
         return hook
 
-    makers = PortHookMakers(
-        input_hook,
-        scale_hook,
-        resid_hook,
-        z_hook,
-        qkv_hook,
-        mlp_input_hook,
-        port_hook,
-        mlp_out_hook,
-    )
-    hooks = p.port_hooks(makers, record_writers=record)
+    n_layers = p.model.n_layers
+    hooks = []
+    if p.post_ln:
+        hooks.append(("embed_ln.hook_in", input_hook))
+        hooks += [(f"{n}.hook_scale", scale_hook(i)) for i, n in enumerate(p._ln_names)]
+    for layer in range(n_layers):
+        hooks.append((f"blocks.{layer}.hook_resid_pre", resid_hook(layer)))
+        if record:
+            hooks.append((f"blocks.{layer}.attn.hook_z", z_hook(layer)))
+        for kind in ("q", "k", "v"):
+            hooks.append((f"blocks.{layer}.attn.hook_{kind}", qkv_hook(layer, kind)))
+        if p.parallel:
+            hooks.append((f"blocks.{layer}.mlp.hook_in", mlp_input_hook(layer)))
+        elif p.graph.has_mlp:
+            mlp_in = "mlp.in.hook_in" if p.post_ln else "ln2.hook_in"
+            hooks.append((f"blocks.{layer}.{mlp_in}", port_hook((layer, "mlp"))))
+        if p.graph.has_mlp and record:
+            hooks.append((f"blocks.{layer}.mlp.hook_out", mlp_out_hook(layer)))
+    out_port = f"blocks.{n_layers - 1}.hook_out" if p.post_ln else "ln_final.hook_in"
+    hooks.append((out_port, port_hook((n_layers, "output"))))
     with torch.enable_grad():
         with p.model.intervene(hooks):
             output = p.model(tokens.to(p.model.device))
