@@ -29,6 +29,7 @@ from dash import Input, Output, State, dcc, html
 
 from workbench.ui import input_checks as check
 from workbench.ui import jobs, selection, state
+from workbench.ui.attack_settings import attack_options, check_shared
 from workbench.ui.circuit_runs import check_own_run
 from workbench.ui.components import (
     empty_figure,
@@ -37,7 +38,7 @@ from workbench.ui.components import (
     keep_figure,
     register_figure_export,
 )
-from workbench.ui.shared import SESSION_KEY, parse_heads
+from workbench.ui.shared import SESSION_KEY
 
 PREFIX = "attacks-uni"
 GRAPH = "attacks-uni-rates-figure"
@@ -45,7 +46,6 @@ SEARCH_SEED = 7
 HELD_OUT_SEED = 1000
 RANDOM_DRAWS = 16
 N_BOOT = 1000
-OBJECTIVES = ("flip", "raise_loss", "dissipation", "embedding")
 LIMITS = {"search": (1, 64), "held_out": (1, 200), "steps": (1, 500), "n_adv": (1, 32)}
 LABELS = {
     "search": "search prompts",
@@ -134,16 +134,7 @@ def universal_job(
     state.check_session(session)
     set_progress((2, "preparing prompts"))
     model = state.open_model(model_name)
-    attack = UniversalAttack(
-        objective=objective,
-        heads=heads,
-        dissipation_weight=float(weight),
-        steps=int(steps),
-        n_adv=int(n_adv),
-        batch_size=16,
-        seed=int(seed),
-        progress=True,
-    )
+    attack = UniversalAttack(**attack_options(objective, heads, weight, steps, n_adv, seed))
     search_prompts = _prompts(model, objective, search, SEARCH_SEED)
     held_prompts = _prompts(model, objective, held_out, HELD_OUT_SEED)
     with jobs.tqdm_progress(set_progress, "search step"):
@@ -307,13 +298,7 @@ def register_callbacks(app: Any) -> None:
     ) -> Any:
         try:
             model_name, _prompt = selection.model_and_prompt(query)
-            options = {
-                "session": state.check_session(session),
-                "objective": check.choice(objective, "objective", OBJECTIVES),
-                "heads": parse_heads(heads) if heads else (),
-                "weight": check.number(weight or 0, "dissipation weight", 0, 100),
-                "seed": check.whole(seed or 0, "seed", 2**31 + 1),
-            }
+            options = check_shared(session, objective, heads, weight, seed)
             values = {"search": search, "held_out": held_out, "steps": steps, "n_adv": n_adv}
             for name, value in values.items():
                 low, high = LIMITS[name]

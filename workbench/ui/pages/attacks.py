@@ -27,6 +27,13 @@ from analysis.statistics.attention_pattern import attention_pattern, pattern_fig
 from workbench.heads import Head
 from workbench.ui import attack_universal, jobs, selection, state
 from workbench.ui import input_checks as check
+from workbench.ui.attack_settings import (
+    OBJECTIVES,
+    SEED_LIMITS,
+    WEIGHT_LIMITS,
+    attack_options,
+    check_shared,
+)
 from workbench.ui.circuit_runs import check_own_run
 from workbench.ui.components import (
     empty_figure,
@@ -37,17 +44,16 @@ from workbench.ui.components import (
     register_figure_export,
     user_message,
 )
-from workbench.ui.shared import SESSION_KEY, head_options, parse_heads
+from workbench.ui.shared import SESSION_KEY, head_options
 
 PAGE = {"path": "/attacks", "name": "Attacks", "title": "Attacks · Workbench", "order": 50}
-OBJECTIVES = ["flip", "raise_loss", "dissipation", "embedding"]
 GRAPHS = ("attacks-loss", "attacks-entropy", "attacks-before", "attacks-after")
 LIMITS = {
-    "weight": (0, 100),
+    "weight": WEIGHT_LIMITS,
     "steps": (1, 1000),
     "n_adv": (1, 32),
     "n_prompts": (1, 64),
-    "seed": (0, 2**31),
+    "seed": SEED_LIMITS,
 }
 COUNTS = {"steps": "steps", "n_adv": "adversarial tokens", "n_prompts": "prompts"}
 
@@ -67,7 +73,7 @@ def layout(**query: str) -> Any:
             dmc.Select(
                 id="attacks-objective",
                 label="Objective",
-                data=OBJECTIVES,
+                data=list(OBJECTIVES),
                 value=value("objective", "flip"),
                 w=150,
             ),
@@ -150,16 +156,7 @@ def attack_job(
     state.check_session(session)
     set_progress((3, "preparing prompts"))
     model = state.open_model(model_name)
-    attack = TokenAttack(
-        objective=objective,
-        heads=heads,
-        dissipation_weight=float(weight),
-        steps=int(steps),
-        n_adv=int(n_adv),
-        batch_size=16,
-        seed=int(seed),
-        progress=True,
-    )
+    attack = TokenAttack(**attack_options(objective, heads, weight, steps, n_adv, seed))
     if objective == "embedding":
         prompts: Any = [prompt]
     else:
@@ -251,13 +248,7 @@ def register_callbacks(app: Any) -> None:
     ) -> Any:
         try:
             model_name, prompt = selection.model_and_prompt(query)
-            options = {
-                "session": state.check_session(session),
-                "objective": check.choice(objective, "objective", OBJECTIVES),
-                "heads": parse_heads(heads) if heads else (),
-                "weight": check.number(weight or 0, "dissipation weight", *LIMITS["weight"]),
-                "seed": check.whole(seed or 0, "seed", LIMITS["seed"][1] + 1),
-            }
+            options = check_shared(session, objective, heads, weight, seed)
             for name, value in (("steps", steps), ("n_adv", n_adv), ("n_prompts", n_prompts)):
                 low, high = LIMITS[name]
                 options[name] = check.whole(value, COUNTS[name], high + 1, low=low)
