@@ -51,6 +51,14 @@ def _objectives() -> list[str]:
     return sorted(OBJECTIVES)
 
 
+def _as_float(text: str) -> float:
+    """`text` as a float; NaN when it is not a number or absurdly long."""
+    try:
+        return float(text) if len(text) < 40 else math.nan
+    except ValueError:
+        return math.nan
+
+
 @dataclass(frozen=True)
 class Setting:
     """One page key: `kind` is choice, int, float, bool, heads (`L1H2` list) or run (a run
@@ -93,20 +101,13 @@ class Setting:
         return number
 
     def _int(self, text: str) -> int | None:
-        try:
-            number = float(text) if len(text) < 40 else math.nan
-        except ValueError:
-            return None
+        number = _as_float(text)
         if not math.isfinite(number) or not number.is_integer():
             return None
         return None if self._number(number) is None else int(number)
 
     def _float(self, text: str) -> float | None:
-        try:
-            number = float(text) if len(text) < 40 else math.nan
-        except ValueError:
-            return None
-        checked = self._number(number)
+        checked = self._number(_as_float(text))
         return None if checked is None else round(checked, 6)
 
     def _bool(self, text: str) -> bool | None:
