@@ -182,6 +182,13 @@ def pattern_figure(
     return fig
 
 
+def window_rows(n: int, query: int | None) -> tuple[int, int]:
+    """`(first, stop)`: the query rows a long prompt's figure draws at full resolution, `query`
+    (or, unlocked or out of range, the last token) +- `WINDOW`, clipped to the `n` tokens."""
+    centre = query if query is not None and 0 <= query < n else n - 1
+    return max(0, centre - WINDOW), min(n, centre + WINDOW + 1)
+
+
 def _long_figure(z: np.ndarray, labels: list[str], query: int | None, common: dict) -> go.Figure:
     """Overview (block max) above a full-resolution window of rows around `query`: one
     figure, two y axes sharing the key axis (built in one go: `make_subplots` and repeated
@@ -190,8 +197,7 @@ def _long_figure(z: np.ndarray, labels: list[str], query: int | None, common: di
 
     n = len(labels)
     block = int(np.ceil(n / OVERVIEW_CELLS))
-    centre = query if query is not None and 0 <= query < n else n - 1
-    low, high = max(0, centre - WINDOW), min(n, centre + WINDOW + 1)
+    low, high = window_rows(n, query)
     middles = np.array([(s + min(s + block, n) - 1) // 2 for s in range(0, n, block)])
     overview = go.Heatmap(z=block_max(z, block), x=middles, y=middles, **common)
     window = go.Heatmap(
@@ -301,4 +307,5 @@ __all__ = [
     "signed_offset_mass",
     "token_labels",
     "visible_token",
+    "window_rows",
 ]

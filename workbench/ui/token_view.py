@@ -31,7 +31,7 @@ import dash_mantine_components as dmc
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from analysis.statistics.attention_pattern import FULL_LIMIT, WINDOW
+from analysis.statistics.attention_pattern import FULL_LIMIT, window_rows
 from workbench.heads import Head
 from workbench.ui import input_checks as check
 
@@ -172,10 +172,7 @@ def section() -> Any:
 def window(n: int, query: int | None) -> tuple[int, int]:
     """Rows sent for an `n`-token prompt: all of them up to `FULL_LIMIT` tokens, else the
     pattern figure's window (`query`, or the last token, +- `WINDOW`): `(first, stop)`."""
-    if n <= FULL_LIMIT:
-        return 0, n
-    centre = query if query is not None and 0 <= query < n else n - 1
-    return max(0, centre - WINDOW), min(n, centre + WINDOW + 1)
+    return (0, n) if n <= FULL_LIMIT else window_rows(n, query)
 
 
 def payload(data: dict[str, Any], layer: int, head: int, query: int | None) -> dict[str, Any]:
