@@ -86,25 +86,30 @@ def _time_cases(q, k, v, repeats: int) -> tuple[dict, dict]:
     return sdpa, cases
 
 
+def _config(q, k, v, backend: str, stats):
+    """The kernels' resolved config for a causal call with the default scale and output."""
+    return validate_inputs(
+        q,
+        k,
+        v,
+        causal=True,
+        sm_scale=None,
+        backend=backend,
+        stats=stats,
+        key_lengths=None,
+        sink_tokens=1,
+        mass_block=64,
+        write_out=True,
+        chunk_size=256,
+    )
+
+
 def _reference(q, k, v, stats):
     """float64 (out, {name: [heads, n]}) one head at a time."""
     outs, fields = [], {name: [] for name in stats}
     for h in range(q.shape[1]):
         sl = slice(h, h + 1)
-        config = validate_inputs(
-            q[:, sl],
-            k[:, sl],
-            v[:, sl],
-            causal=True,
-            sm_scale=None,
-            backend="reference",
-            stats=stats,
-            key_lengths=None,
-            sink_tokens=1,
-            mass_block=64,
-            write_out=True,
-            chunk_size=256,
-        )
+        config = _config(q[:, sl], k[:, sl], v[:, sl], "reference", stats)
         out, st = reference_attention(q[:, sl], k[:, sl], v[:, sl], config)
         outs.append(out)
         for name in stats:
@@ -132,20 +137,7 @@ def run(sizes, repeats: int) -> dict:
         sdpa, cases = _time_cases(q, k, v, repeats)
         row = {"n": n, "sdpa": sdpa, "cases": cases}
         reference = _reference(q, k, v, all_scalar)
-        config = validate_inputs(
-            q,
-            k,
-            v,
-            causal=True,
-            sm_scale=None,
-            backend="augmented",
-            stats=all_scalar,
-            key_lengths=None,
-            sink_tokens=1,
-            mass_block=64,
-            write_out=True,
-            chunk_size=256,
-        )
+        config = _config(q, k, v, "augmented", all_scalar)
         row["augmented_served"] = serves(q, k, config) or serves(
             q, k, dataclasses.replace(config, stats=STAT_SETS["scalar-mean_distance"])
         )
